@@ -1,0 +1,3 @@
+"""runctl: from a git commit to a verified Cloud Run deployment, from one TOML file."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""A local stand-in for the Google APIs runctl uses, speaking their real gRPC wire protocol."""

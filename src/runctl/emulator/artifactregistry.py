@@ -1,0 +1,9 @@
+"""Placeholder: this emulated API is not implemented yet."""
+
+from __future__ import annotations
+
+from runctl.emulator.module import Module
+
+
+class ArtifactRegistry(Module):
+    name = "artifactregistry"
