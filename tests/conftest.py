@@ -58,3 +58,34 @@ def _no_client_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setattr(retry_unary, "time", shim)
     monkeypatch.setattr(waiting, "sleep", lambda s: time.sleep(0.002) if s > 0 else None)
+
+
+PROJECT = "test-project"
+REGION = "europe-west1"
+
+
+@pytest.fixture
+def clients(emulator: Emulator) -> Iterator[object]:
+    """Official Google clients (through runctl's seam) talking to the emulator as the owner."""
+    from runctl.gcp import Clients
+
+    made = Clients(PROJECT, emulator=emulator.grpc_target)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def clients_as(emulator: Emulator) -> Iterator[object]:
+    """A factory: `clients_as("serviceAccount:deployer@test-project.iam.gserviceaccount.com")`."""
+    from runctl.gcp import Clients
+
+    made: list[Clients] = []
+
+    def factory(principal: str) -> Clients:
+        c = Clients(PROJECT, emulator=emulator.grpc_target, principal=principal)
+        made.append(c)
+        return c
+
+    yield factory
+    for c in made:
+        c.close()
