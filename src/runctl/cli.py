@@ -40,10 +40,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 config_app = typer.Typer(help="Validate, show and describe the project file.", no_args_is_help=True)
-secrets_app = typer.Typer(help="List and set the secrets the project file references.",
-                          no_args_is_help=True)
-emulator_app = typer.Typer(help="Run the local stand-in for the Google APIs.",
-                           no_args_is_help=True)
+secrets_app = typer.Typer(
+    help="List and set the secrets the project file references.", no_args_is_help=True
+)
+emulator_app = typer.Typer(help="Run the local stand-in for the Google APIs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(emulator_app, name="emulator")
@@ -82,8 +82,9 @@ def _global_options(
     ctx: typer.Context,
     config: Annotated[
         Path,
-        typer.Option("-c", "--config", envvar="RUNCTL_CONFIG", help="Project file.",
-                     show_default=True),
+        typer.Option(
+            "-c", "--config", envvar="RUNCTL_CONFIG", help="Project file.", show_default=True
+        ),
     ] = Path("runctl.toml"),
     env: Annotated[
         str | None, typer.Option("--env", envvar="RUNCTL_ENV", help="Apply the [env.NAME] overlay.")
@@ -167,7 +168,9 @@ def config_schema(ctx: typer.Context) -> None:
 @app.command()
 def bootstrap(
     ctx: typer.Context,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing.")
+    ] = False,
 ) -> None:
     """Make a GCP project deploy-ready: APIs, repository, service accounts, grants."""
     from runctl.commands import bootstrap as cmd
@@ -178,11 +181,15 @@ def bootstrap(
 @app.command()
 def build(
     ctx: typer.Context,
-    sha: Annotated[str | None, typer.Option("--sha", help="Commit to build (default HEAD).")] = None,
+    sha: Annotated[
+        str | None, typer.Option("--sha", help="Commit to build (default HEAD).")
+    ] = None,
     allow_dirty: Annotated[
         bool, typer.Option("--allow-dirty", help="Build a tree with uncommitted changes.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the image exists.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even if the image exists.")
+    ] = False,
     detach: Annotated[
         bool, typer.Option("--detach", help="Start the build and return at once.")
     ] = False,
@@ -269,21 +276,25 @@ def rotate(
     from_stdin: Annotated[
         bool, typer.Option("--from-stdin", help="Read the new value from standard input.")
     ] = False,
-    generate: Annotated[
-        bool, typer.Option("--generate", help="Generate a random value.")
-    ] = False,
+    generate: Annotated[bool, typer.Option("--generate", help="Generate a random value.")] = False,
     length: Annotated[
         int, typer.Option("--length", help="Bytes of randomness for --generate.")
     ] = 32,
     alphabet: Annotated[
-        str | None, typer.Option("--alphabet", help="Characters for --generate (default URL-safe base64).")
+        str | None,
+        typer.Option("--alphabet", help="Characters for --generate (default URL-safe base64)."),
     ] = None,
     services: Annotated[
         str | None, typer.Option("--services", help="Only these consumers (comma-separated).")
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan; change nothing.")
+    ] = False,
     disable_old: Annotated[
-        bool, typer.Option("--disable-old", help="Disable the old version once all consumers are verified.")
+        bool,
+        typer.Option(
+            "--disable-old", help="Disable the old version once all consumers are verified."
+        ),
     ] = False,
     scan: Annotated[
         bool, typer.Option("--scan", help="Also report services outside the file that use it.")
@@ -397,7 +408,9 @@ def secrets_set(
     """Create the secret if needed, add a version, grant its runtime service accounts."""
     from runctl.commands import secrets as cmd
 
-    _execute(ctx, lambda c: cmd.set_secret(c, name=name, from_file=from_file, from_stdin=from_stdin))
+    _execute(
+        ctx, lambda c: cmd.set_secret(c, name=name, from_file=from_file, from_stdin=from_stdin)
+    )
 
 
 # -- emulator and demo -------------------------------------------------------------------------

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
         run_v2,
         secretmanager_v1,
         service_usage_v1,
-        storage,
     )
     from google.cloud.devtools import cloudbuild_v1
+    from google.cloud.storage import Client as StorageClient
 
 EMULATOR_HOST_ENV = "RUNCTL_EMULATOR_HOST"
 EMULATOR_HTTP_ENV = "RUNCTL_EMULATOR_HTTP"
@@ -97,7 +97,9 @@ class Clients:
                     options=[("grpc.primary_user_agent", USER_AGENT)],
                 )
                 if self.principal:
-                    channel = grpc.intercept_channel(channel, _principal_interceptor(self.principal))
+                    channel = grpc.intercept_channel(
+                        channel, _principal_interceptor(self.principal)
+                    )
                 self._channel = channel
             return self._channel
 
@@ -111,15 +113,15 @@ class Clients:
                 self._credentials = creds
             return self._credentials
 
-    def _build(self, client_cls: Any) -> Any:
+    def _build(self, client_cls: type[T]) -> T:
         if self.emulator:
-            transport_cls = client_cls.get_transport_class("grpc")
-            return client_cls(transport=transport_cls(channel=self._emulator_channel()))
+            transport_cls = client_cls.get_transport_class("grpc")  # type: ignore[attr-defined]
+            return client_cls(transport=transport_cls(channel=self._emulator_channel()))  # type: ignore[call-arg]
         from google.api_core.client_info import ClientInfo
 
-        return client_cls(
+        return client_cls(  # type: ignore[call-arg]
             credentials=self.credentials(),
-            client_info=ClientInfo(user_agent=USER_AGENT),
+            client_info=ClientInfo(user_agent=USER_AGENT),  # type: ignore[no-untyped-call]
             client_options={"quota_project_id": self.project},
         )
 
@@ -171,9 +173,9 @@ class Clients:
 
         return self._cached("projects", lambda: self._build(resourcemanager_v3.ProjectsClient))
 
-    def storage(self) -> storage.Client:
-        def build() -> storage.Client:
-            from google.cloud import storage
+    def storage(self) -> StorageClient:
+        def build() -> StorageClient:
+            from google.cloud import storage  # type: ignore[attr-defined]
 
             if self.emulator:
                 # google-cloud-storage speaks JSON over HTTP; it finds the emulator this way.
@@ -182,7 +184,10 @@ class Clients:
                 os.environ["STORAGE_EMULATOR_HOST"] = base
                 from google.auth.credentials import AnonymousCredentials
 
-                client = storage.Client(project=self.project, credentials=AnonymousCredentials())
+                client = storage.Client(
+                    project=self.project,
+                    credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                )
                 if self.principal:
                     client._http.headers[PRINCIPAL_METADATA_KEY] = self.principal
                 return client
@@ -191,7 +196,7 @@ class Clients:
             return storage.Client(
                 project=self.project,
                 credentials=self.credentials(),
-                client_info=ClientInfo(user_agent=USER_AGENT),
+                client_info=ClientInfo(user_agent=USER_AGENT),  # type: ignore[no-untyped-call]
             )
 
         return self._cached("storage", build)
@@ -224,7 +229,7 @@ class Clients:
         import google.oauth2.id_token
 
         request = google.auth.transport.requests.Request()
-        return str(google.oauth2.id_token.fetch_id_token(request, audience))
+        return str(google.oauth2.id_token.fetch_id_token(request, audience))  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         with self._lock:

@@ -98,7 +98,9 @@ class UI:
 
     # -- structured output ---------------------------------------------------------------------
 
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[object]], title: str = "") -> None:
+    def table(
+        self, columns: Sequence[str], rows: Sequence[Sequence[object]], title: str = ""
+    ) -> None:
         if self.quiet:
             return
         from rich.console import Console

@@ -59,8 +59,10 @@ def serve(
         f"runctl emulator ready: grpc={emulator.grpc_target} http={emulator.http_base}",
         flush=True,
     )
-    ctx.ui.detail(f"state: {state_dir or 'in memory'}; latency {latency_ms} ms; "
-                  f"operation delay {operation_delay_ms} ms; fresh project: {fresh_project}")
+    ctx.ui.detail(
+        f"state: {state_dir or 'in memory'}; latency {latency_ms} ms; "
+        f"operation delay {operation_delay_ms} ms; fresh project: {fresh_project}"
+    )
     try:
         while not stop.wait(0.5):
             pass
