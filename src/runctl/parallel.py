@@ -27,3 +27,14 @@ def map_concurrent(func: Callable[[T], R], items: Iterable[T], *, limit: int = 8
 def run_all(*calls: Callable[[], object], limit: int = 8) -> list[object]:
     """Run unrelated zero-argument calls concurrently; results in the order given."""
     return map_concurrent(lambda call: call(), calls, limit=limit)
+
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+def both(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """Two unrelated calls at once, results typed."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        a, b = pool.submit(first), pool.submit(second)
+    return a.result(), b.result()

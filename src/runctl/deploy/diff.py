@@ -22,6 +22,8 @@ DEFAULT_TIMEOUT_S = 300
 DEFAULT_CPU = "1"
 DEFAULT_MEMORY = "512Mi"
 DEFAULT_PORT = 8080
+# Cloud Run gives a container without a startup probe this one: TCP, a single 240 s attempt.
+DEFAULT_STARTUP_PROBE = "tcp delay 0s period 240s timeout 240s threshold 1"
 
 _MEMORY_UNITS = {
     "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
@@ -127,7 +129,8 @@ def flatten(service: run_v2.Service) -> dict[str, str]:
             else "default"
         ),
         "vpc": _vpc(template),
-        "startup probe": _probe(container.startup_probe if "startup_probe" in container else None),
+        "startup probe": _probe(container.startup_probe if "startup_probe" in container else None)
+        or DEFAULT_STARTUP_PROBE,
         "liveness probe": _probe(
             container.liveness_probe if "liveness_probe" in container else None
         ),

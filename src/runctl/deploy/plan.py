@@ -83,6 +83,22 @@ class ResumeCandidate:
 
 
 @dataclass(frozen=True)
+class PromoteRevision:
+    """Rollback: give an existing revision a tag, verify it there, then move traffic to it."""
+
+    target: Target
+    revision: str
+    tag: str
+    previous: tuple[Route, ...]
+
+    def describe(self) -> str:
+        return (
+            f"roll {self.target} back to {self.revision}: tag it {self.tag}, verify it, then "
+            "move all traffic to it"
+        )
+
+
+@dataclass(frozen=True)
 class SetAccess:
     target: Target
     public: bool
@@ -93,8 +109,9 @@ class SetAccess:
         return f"make {self.target} private: remove allUsers from {INVOKER_ROLE}"
 
 
-Step = CreateService | UpdateService | ResumeCandidate | SetAccess
-Action = Literal["create", "update", "resume", "access", "none"]
+Step = CreateService | UpdateService | ResumeCandidate | PromoteRevision | SetAccess
+Rollout = CreateService | UpdateService | ResumeCandidate | PromoteRevision
+Action = Literal["create", "update", "resume", "rollback", "access", "none"]
 
 
 @dataclass(frozen=True)
@@ -106,9 +123,9 @@ class TargetPlan:
     note: str = ""
 
     @property
-    def rollout(self) -> CreateService | UpdateService | ResumeCandidate | None:
+    def rollout(self) -> Rollout | None:
         for step in self.steps:
-            if isinstance(step, CreateService | UpdateService | ResumeCandidate):
+            if isinstance(step, CreateService | UpdateService | ResumeCandidate | PromoteRevision):
                 return step
         return None
 

@@ -27,6 +27,7 @@ from runctl.deploy.plan import (
     INVOKER_ROLE,
     PUBLIC_MEMBER,
     CreateService,
+    PromoteRevision,
     ResumeCandidate,
     SetAccess,
     TargetPlan,
@@ -40,6 +41,8 @@ from runctl.iampolicy import add_member, modify, remove_member
 from runctl.ui import UI
 
 Status = Literal["unchanged", "deployed", "rolled_back", "failed", "pending"]
+# Rollouts that move traffic from previous revisions to a candidate (and can move it back).
+MOVABLE = (UpdateService, ResumeCandidate, PromoteRevision)
 READY = "Ready"
 
 
@@ -72,6 +75,9 @@ class Options:
     canary: tuple[int, ...] = ()
     max_parallel: int = 8
     tag_prefix: str = "rc"
+    # All targets move together (deploy), or each on its own merit (rotate: a consumer that fails
+    # returns to its previous revision while the others keep the new secret version).
+    atomic: bool = True
     # service name -> expectation; private services get an identity token.
     expectations: Mapping[str, Expectation] = field(default_factory=dict)
     private: Mapping[str, bool] = field(default_factory=dict)
@@ -98,10 +104,13 @@ class Rollout:
         candidates = [o for o in active if o.plan.rollout is not None and not o.failed]
         if self.options.verify:
             parallel.map_concurrent(self._guard(self._verify), candidates, limit=limit)
-        if any(o.failed for o in active):
+        failed = [o for o in active if o.failed]
+        if failed and self.options.atomic:
             self._abort(active)
         else:
-            self._shift(active)
+            if failed:
+                self._abort(failed)
+            self._shift([o for o in active if not o.failed and o.status != "rolled_back"])
         for o in outcomes:
             o.seconds = time.monotonic() - o.started
         return outcomes
@@ -138,6 +147,8 @@ class Rollout:
                     self._update(outcome, step)
                 case ResumeCandidate():
                     self._resume(outcome, step)
+                case PromoteRevision():
+                    self._promote(outcome, step)
                 case SetAccess():
                     self._set_access(outcome, step)
             if outcome.failed:
@@ -146,6 +157,7 @@ class Rollout:
     def _create(self, outcome: Outcome, step: CreateService) -> None:
         desired = run_v2.Service(step.service)
         desired.traffic = traffic.to_targets([Route(step.revision, 100)])
+        traffic.record_serving(desired, step.revision)
         name = desired.name
         parent, _, service_id = name.rpartition("/services/")
         desired.name = ""
@@ -171,6 +183,8 @@ class Rollout:
         desired = run_v2.Service(step.service)  # already merged onto the live resource
         desired.traffic = traffic.to_targets(routes)
         desired.etag = step.etag
+        if not step.tag:
+            traffic.record_serving(desired, step.revision)
         outcome.revision = step.revision
         where = f"tagged {step.tag}, no traffic" if step.tag else "all traffic (direct)"
         self._say(outcome, f"updating: new revision {step.revision}, {where}")
@@ -195,6 +209,17 @@ class Rollout:
         outcome.candidate_url = traffic.tag_uri(outcome.service, step.tag) or ""
         self._say(outcome, f"resuming candidate {step.revision} ({step.tag})")
         self._require_ready(outcome, name)
+
+    def _promote(self, outcome: Outcome, step: PromoteRevision) -> None:
+        outcome.revision = step.revision
+        routes = traffic.with_candidate(
+            step.previous, step.revision, step.tag, self.options.tag_prefix
+        )
+        outcome.applied = True
+        self._set_traffic(outcome, routes, f"tagged {step.revision} as {step.tag}")
+        assert outcome.service is not None
+        outcome.candidate_url = traffic.tag_uri(outcome.service, step.tag) or ""
+        self._require_ready(outcome, str(outcome.service.name))
 
     def _set_access(self, outcome: Outcome, step: SetAccess) -> None:
         name = self._service_name(outcome)
@@ -292,7 +317,7 @@ class Rollout:
         movers = [
             o
             for o in active
-            if isinstance(o.plan.rollout, UpdateService | ResumeCandidate)
+            if isinstance(o.plan.rollout, MOVABLE)
             and (not isinstance(o.plan.rollout, UpdateService) or o.plan.rollout.tag)
         ]
         steps = [p for p in self.options.canary if 0 < p < 100] + [100]
@@ -307,16 +332,20 @@ class Rollout:
                 parallel.map_concurrent(
                     self._guard(self._recheck), [o for o in movers if not o.failed], limit=limit
                 )
-            if any(o.failed for o in movers):
+            failed = [o for o in movers if o.failed]
+            if failed and self.options.atomic:
                 self._abort(active)
                 return
+            if failed:
+                self._abort(failed)
+                movers = [o for o in movers if o.status != "rolled_back" and not o.failed]
         for o in active:
-            if not o.failed:
+            if not o.failed and o.status != "rolled_back":
                 o.status = "deployed"
 
     def _route(self, outcome: Outcome, percent: int) -> None:
         rollout = outcome.plan.rollout
-        assert isinstance(rollout, UpdateService | ResumeCandidate)
+        assert isinstance(rollout, MOVABLE)
         routes = traffic.split(
             rollout.previous,
             outcome.revision,
@@ -324,7 +353,12 @@ class Rollout:
             tag=rollout.tag,
             prefix=self.options.tag_prefix,
         )
-        self._set_traffic(outcome, routes, f"{percent}% of traffic → {outcome.revision}")
+        self._set_traffic(
+            outcome,
+            routes,
+            f"{percent}% of traffic → {outcome.revision}",
+            serving=outcome.revision if percent == 100 else None,
+        )
 
     def _recheck(self, outcome: Outcome) -> None:
         url = outcome.candidate_url or (outcome.service.uri if outcome.service else "")
@@ -333,10 +367,20 @@ class Rollout:
             outcome.status = "failed"
             outcome.reason = f"verification failed during canary: {result.reason}"
 
-    def _set_traffic(self, outcome: Outcome, routes: Sequence[Route], message: str) -> None:
+    def _set_traffic(
+        self,
+        outcome: Outcome,
+        routes: Sequence[Route],
+        message: str,
+        *,
+        serving: str | None = None,
+    ) -> None:
+        """A traffic-only update (no new revision), guarded by the etag we last saw."""
         current = outcome.service or self.services.get_service(name=self._service_name(outcome))
         desired = run_v2.Service(current)
         desired.traffic = traffic.to_targets(routes)
+        if serving:
+            traffic.record_serving(desired, serving)
         try:
             op = self.services.update_service(service=desired)
             outcome.service = lro.wait(op, what=f"routing traffic for {outcome.target}")
@@ -368,7 +412,7 @@ class Rollout:
             return
         if not outcome.applied:
             return  # nothing of ours reached the service
-        assert isinstance(rollout, UpdateService | ResumeCandidate)
+        assert isinstance(rollout, MOVABLE)
         previous = traffic.without_candidate_tags(rollout.previous, self.options.tag_prefix)
         try:
             outcome.service = self.services.get_service(name=self._service_name(outcome))

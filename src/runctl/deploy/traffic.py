@@ -116,6 +116,25 @@ def split(
     return out
 
 
+SERVING_HISTORY = "runctl.dev/serving-history"
+HISTORY_LENGTH = 10
+
+
+def serving_history(service: run_v2.Service) -> list[str]:
+    """Revisions that served all traffic after a runctl rollout, newest first.
+
+    Cloud Run keeps no record of past traffic, so runctl writes this service annotation in the
+    same update that promotes a revision (no extra call, no new revision).
+    """
+    raw = service.annotations.get(SERVING_HISTORY, "")
+    return [r for r in raw.split(",") if r]
+
+
+def record_serving(service: run_v2.Service, revision: str) -> None:
+    history = [revision, *(r for r in serving_history(service) if r != revision)]
+    service.annotations[SERVING_HISTORY] = ",".join(history[:HISTORY_LENGTH])
+
+
 def to_targets(entries: Iterable[Route]) -> list[run_v2.TrafficTarget]:
     return [
         run_v2.TrafficTarget(type_=REVISION, revision=e.revision, percent=e.percent, tag=e.tag)

@@ -134,7 +134,7 @@ class MethodSpec:
     func_name: str
     request_type: Any
     response_type: Any
-    mutating: bool
+    mutating: bool | Callable[[Any], bool]
     resource: Callable[[Any], str] | None
     permission: str | None
     locked: bool
@@ -168,7 +168,7 @@ class Api:
         request_type: Any,
         response_type: Any,
         *,
-        mutating: bool,
+        mutating: bool | Callable[[Any], bool],
         resource: Callable[[Any], str] | None = None,
         permission: str | None = None,
         locked: bool = True,
@@ -178,6 +178,7 @@ class Api:
 
         `resource(request)` names the resource the call acts on (for the call log, the API
         enablement check and the IAM check); `permission` is checked on it before the body runs.
+        `mutating` may be a function of the request (`validate_only` requests change nothing).
         """
 
         def decorate(func: F) -> F:
@@ -230,6 +231,7 @@ def _wrap(
         except Exception:  # a malformed request; the body reports it properly
             resource = ""
         call = Call(emulator, full, _principal(context, emulator.owner), resource)
+        mutating = spec.mutating(request) if callable(spec.mutating) else spec.mutating
         code = grpc.StatusCode.OK
         try:
             emulator.apply_latency()
@@ -241,7 +243,7 @@ def _wrap(
             if spec.locked:
                 with emulator.lock:
                     response = body(request, call)
-                    if spec.mutating:
+                    if mutating:
                         emulator.state_changed()
             else:
                 response = body(request, call)
@@ -261,7 +263,7 @@ def _wrap(
                 start=start,
                 end=time.time(),
                 resource=resource,
-                mutating=spec.mutating,
+                mutating=mutating,
                 principal=call.principal,
             )
         raise AssertionError("unreachable")  # abort raises
