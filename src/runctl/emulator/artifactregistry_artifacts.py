@@ -157,16 +157,13 @@ class ArtifactMethods:
         )
 
     # -- packages and versions -------------------------------------------------------------------
-    # iam.PERMISSIONS has no artifactregistry.packages.*; reading packages is guarded by the
-    # version permissions, which every role that reads packages also holds.
-
     @API.method(
         "GetPackage",
         ar.GetPackageRequest,
         ar.Package,
         mutating=False,
         resource=name_resource,
-        permission="artifactregistry.versions.get",
+        permission="artifactregistry.packages.get",
     )
     def get_package(self, request: ar.GetPackageRequest, call: Call) -> Any:
         rec, pkg, _ = self._package_at(request.name, None)
@@ -178,7 +175,7 @@ class ArtifactMethods:
         ar.ListPackagesResponse,
         mutating=False,
         resource=parent_resource,
-        permission="artifactregistry.versions.list",
+        permission="artifactregistry.packages.list",
     )
     def list_packages(self, request: ar.ListPackagesRequest, call: Call) -> Any:
         rec = self._repo_only(request.parent, "parent")

@@ -48,6 +48,8 @@ PERMISSIONS: tuple[str, ...] = (
     "artifactregistry.tags.update", "artifactregistry.tags.delete",
     "artifactregistry.versions.get", "artifactregistry.versions.list",
     "artifactregistry.versions.delete",
+    "artifactregistry.packages.get", "artifactregistry.packages.list",
+    "artifactregistry.packages.delete",
     # Cloud Build
     "cloudbuild.builds.create", "cloudbuild.builds.get", "cloudbuild.builds.list",
     "cloudbuild.builds.update",
@@ -109,6 +111,7 @@ ROLE_PATTERNS: dict[str, tuple[str, ...]] = {
         "artifactregistry.repositories.downloadArtifacts", "artifactregistry.dockerimages.*",
         "artifactregistry.tags.get", "artifactregistry.tags.list",
         "artifactregistry.versions.get", "artifactregistry.versions.list",
+        "artifactregistry.packages.get", "artifactregistry.packages.list",
     ),
     "roles/artifactregistry.writer": (
         "artifactregistry.repositories.get", "artifactregistry.repositories.list",
@@ -117,6 +120,7 @@ ROLE_PATTERNS: dict[str, tuple[str, ...]] = {
         "artifactregistry.tags.get", "artifactregistry.tags.list",
         "artifactregistry.tags.create", "artifactregistry.tags.update",
         "artifactregistry.versions.get", "artifactregistry.versions.list",
+        "artifactregistry.packages.get", "artifactregistry.packages.list",
     ),
     "roles/artifactregistry.admin": ("artifactregistry.*",),
     # Cloud Build
@@ -257,6 +261,17 @@ class Iam:
                 if member.startswith("serviceAccount:") and not self.member_exists(member):
                     raise invalid(f"Service account {member.split(':', 1)[1]} does not exist.")
 
+    def resources(self) -> list[str]:
+        """Every resource that has a policy (canonical names)."""
+        return list(self._policies)
+
+    def drop(self, resource: str) -> None:
+        """Forget a deleted resource's policy: a resource re-created under the same name must not
+        inherit the old grants."""
+        resource = self.canonical(resource)
+        self._policies.pop(resource, None)
+        self._revisions[resource] = self._revisions.get(resource, 0) + 1
+
     def add_binding(self, resource: str, role: str, member: str) -> None:
         """Grant directly (emulator setup, e.g. a new project's owner), bypassing etags."""
         policy = self.get_policy(resource)
@@ -300,8 +315,7 @@ class Iam:
     def require(self, principal: str, resource: str, permission: str) -> None:
         if not self.has(principal, resource, permission):
             raise permission_denied(
-                f"Permission '{permission}' denied on resource '{resource}' "
-                "(or it may not exist).",
+                f"Permission '{permission}' denied on resource '{resource}' (or it may not exist).",
                 metadata={"permission": permission, "resource": resource},
             )
 
@@ -428,4 +442,3 @@ def declare_iam_methods(api: Api, permission_prefix: str) -> None:
         mutating=False,
         resource=resource,
     )(IamMethods.test_iam_permissions)
-

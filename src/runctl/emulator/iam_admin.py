@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from google.cloud.iam_admin_v1.types import iam as iam_types
-from google.iam.v1 import policy_pb2
 from google.protobuf import empty_pb2
 
 from runctl.emulator.iam import IamMethods, declare_iam_methods
@@ -319,9 +318,8 @@ class IamAdmin(IamMethods, Module):
         a read-modify-write of a policy that still names it does not fail validation.
         """
         iam = self.emulator.iam
-        resources = list(iam.dump())
-        if account.name in resources:
-            iam.set_policy(account.name, policy_pb2.Policy())
+        iam.drop(account.name)
+        resources = iam.resources()
         member = f"serviceAccount:{account.email}"
         tombstone = f"deleted:serviceAccount:{account.email}?uid={account.unique_id}"
         for resource in resources:

@@ -14,7 +14,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from google.cloud.secretmanager_v1 import types
-from google.iam.v1 import policy_pb2
 from google.protobuf import empty_pb2
 
 from runctl.emulator.iam import IamMethods, declare_iam_methods
@@ -265,8 +264,7 @@ class SecretManager(Module, IamMethods):
         """Remove a secret with its versions and its IAM policy: a secret created later under
         the same name must not inherit the old grants."""
         del self._secrets[(secret.project_id, secret.secret_id)]
-        if self.emulator.iam.get_policy(secret.iam_name).bindings:
-            self.emulator.iam.set_policy(secret.iam_name, policy_pb2.Policy())
+        self.emulator.iam.drop(secret.iam_name)
 
     # -- versions ------------------------------------------------------------------------------
 
