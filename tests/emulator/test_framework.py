@@ -71,3 +71,18 @@ def test_unknown_endpoint_is_404_json(emulator):
         urllib.request.urlopen(emulator.http_base + "/_emulator/nope")
     assert err.value.code == 404
     assert "no such endpoint" in json.loads(err.value.read())["error"]["message"]
+
+
+def test_fault_scoped_to_a_resource_spares_other_resources(emulator, clients):
+    ops = clients.run_services().transport.operations_client
+    _admin(
+        emulator,
+        "POST",
+        "/_emulator/faults",
+        {"method": "google.longrunning.Operations/GetOperation", "code": "UNAVAILABLE",
+         "resource": "locations/us-central1"},
+    )
+    with pytest.raises(exceptions.NotFound):
+        ops.get_operation("projects/test-project/locations/europe-west1/operations/x")
+    with pytest.raises(exceptions.ServiceUnavailable):
+        ops.get_operation("projects/test-project/locations/us-central1/operations/x", retry=None)

@@ -42,6 +42,7 @@ def register(emu: Emulator) -> None:
                 count=int(body.get("count", 1)),
                 after_commit=bool(body.get("after_commit", False)),
                 message=body.get("message"),
+                resource=body.get("resource"),
             )
         except ValueError as err:
             raise HttpError(400, str(err)) from None

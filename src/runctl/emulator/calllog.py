@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from runctl.emulator.rpc import RpcError, status_code_from_name
+
+JSON_API_METHOD_RE = re.compile(r"^[a-z][a-z0-9]*(\.[a-zA-Z][a-zA-Z0-9]*){2,}$")
 
 
 class CallLog:
@@ -53,6 +56,7 @@ class Fault:
     count: int
     after_commit: bool
     message: str
+    resource: str = ""  # only calls whose resource contains this (e.g. "locations/us-central1")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +65,7 @@ class Fault:
             "count": self.count,
             "after_commit": self.after_commit,
             "message": self.message,
+            "resource": self.resource or None,
         }
 
 
@@ -83,11 +88,15 @@ class Faults:
         count: int = 1,
         after_commit: bool = False,
         message: str | None = None,
+        resource: str | None = None,
     ) -> Fault:
         status_code_from_name(code)  # validate early: a typo must not silently inject nothing
         method = method.lstrip("/")
-        if "/" not in method:
-            raise ValueError(f"method must be 'package.Service/Method', got {method!r}")
+        # gRPC methods are "package.Service/Method"; JSON API methods "storage.objects.insert".
+        if "/" not in method and not JSON_API_METHOD_RE.match(method):
+            raise ValueError(
+                f"method must be 'package.Service/Method' or 'api.resource.method', got {method!r}"
+            )
         if count < 1:
             raise ValueError("count must be at least 1")
         fault = Fault(
@@ -96,6 +105,7 @@ class Faults:
             count=count,
             after_commit=after_commit,
             message=message or f"injected fault: {code.upper()}",
+            resource=resource or "",
         )
         with self._lock:
             self._faults.append(fault)
@@ -109,10 +119,14 @@ class Faults:
         with self._lock:
             self._faults.clear()
 
-    def _take(self, method: str, after_commit: bool) -> Fault | None:
+    def _take(self, method: str, after_commit: bool, resource: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.method == method and fault.after_commit == after_commit:
+                if (
+                    fault.method == method
+                    and fault.after_commit == after_commit
+                    and fault.resource in resource
+                ):
                     fault.count -= 1
                     if fault.count <= 0:
                         self._faults.remove(fault)
@@ -123,8 +137,8 @@ class Faults:
         if fault is not None:
             raise RpcError(status_code_from_name(fault.code), fault.message)
 
-    def before(self, method: str) -> None:
-        self._raise(self._take(method, after_commit=False))
+    def before(self, method: str, resource: str = "") -> None:
+        self._raise(self._take(method, after_commit=False, resource=resource))
 
-    def after(self, method: str) -> None:
-        self._raise(self._take(method, after_commit=True))
+    def after(self, method: str, resource: str = "") -> None:
+        self._raise(self._take(method, after_commit=True, resource=resource))

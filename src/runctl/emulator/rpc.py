@@ -235,7 +235,7 @@ def _wrap(
         code = grpc.StatusCode.OK
         try:
             emulator.apply_latency()
-            emulator.faults.before(full)
+            emulator.faults.before(full, resource)
             if spec.check_api and api.api and resource:
                 emulator.projects.require_api(resource, api.api)
             if spec.permission and resource:
@@ -247,7 +247,7 @@ def _wrap(
                         emulator.state_changed()
             else:
                 response = body(request, call)
-            emulator.faults.after(full)
+            emulator.faults.after(full, resource)
             return response
         except RpcError as err:
             code = err.code
