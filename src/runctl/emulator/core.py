@@ -1,9 +1,9 @@
 """The emulator: one gRPC server for every Google API runctl uses, plus an HTTP side.
 
-    emu = Emulator(latency_ms=100, operation_delay_ms=2000)
-    emu.start()          # emu.grpc_target == "127.0.0.1:PORT", emu.http_base == "http://..."
-    ...
-    emu.stop()
+emu = Emulator(latency_ms=100, operation_delay_ms=2000)
+emu.start()          # emu.grpc_target == "127.0.0.1:PORT", emu.http_base == "http://..."
+...
+emu.stop()
 """
 
 from __future__ import annotations
@@ -109,6 +109,33 @@ class Emulator:
         return f"http://{self.host}:{self.http_port}"
 
     def start(self) -> None:
+        # With port 0 the OS picks the gRPC port; HTTP wants port + 1, which may be taken: then
+        # try another pair rather than fail.
+        attempts = 20 if self.port == 0 and self.http_port is None else 1
+        for attempt in range(attempts):
+            server = self._grpc_server()
+            bound = server.add_insecure_port(f"{self.host}:{self.port}")
+            if not bound:
+                raise OSError(f"cannot listen on {self.host}:{self.port}")
+            http_port = self.http_port if self.http_port is not None else bound + 1
+            try:
+                self._http_server = HttpServer(self.http, self.host, http_port)
+            except OSError:
+                server.stop(grace=None)
+                if attempt == attempts - 1:
+                    raise
+                continue
+            self.port = bound
+            break
+        assert self._http_server is not None
+        self.http_port = self._http_server.port
+        server.start()
+        self._server = server
+        self._http_server.start()
+        self._ticker = threading.Thread(target=self._tick_loop, name="emulator-tick", daemon=True)
+        self._ticker.start()
+
+    def _grpc_server(self) -> grpc.Server:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="emulator-grpc"),
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
@@ -116,18 +143,7 @@ class Emulator:
         server.add_generic_rpc_handlers([OPERATIONS_API.handler(self, self.operations)])
         for module in self.modules.values():
             server.add_generic_rpc_handlers(module.handlers())
-        bound = server.add_insecure_port(f"{self.host}:{self.port}")
-        if not bound:
-            raise OSError(f"cannot listen on {self.host}:{self.port}")
-        self.port = bound
-        http_port = self.http_port if self.http_port is not None else bound + 1
-        self._http_server = HttpServer(self.http, self.host, http_port)
-        self.http_port = self._http_server.port
-        server.start()
-        self._server = server
-        self._http_server.start()
-        self._ticker = threading.Thread(target=self._tick_loop, name="emulator-tick", daemon=True)
-        self._ticker.start()
+        return server
 
     def stop(self) -> None:
         self._stopping.set()
