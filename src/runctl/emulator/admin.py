@@ -17,26 +17,27 @@ def _number(body: dict[str, Any], key: str) -> float:
     return float(value)
 
 
-def register(emu: Emulator) -> None:
-    routes = emu.http
+class Admin:
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
 
-    def calls(request: HttpRequest) -> HttpResponse:
+    def calls(self, request: HttpRequest) -> HttpResponse:
         if request.method == "DELETE":
-            emu.calls.clear()
+            self.emu.calls.clear()
             return HttpResponse.json({"cleared": True})
-        return HttpResponse.json(emu.calls.entries())
+        return HttpResponse.json(self.emu.calls.entries())
 
-    def faults(request: HttpRequest) -> HttpResponse:
+    def faults(self, request: HttpRequest) -> HttpResponse:
         if request.method == "GET":
-            return HttpResponse.json(emu.faults.list())
+            return HttpResponse.json(self.emu.faults.list())
         if request.method == "DELETE":
-            emu.faults.clear()
+            self.emu.faults.clear()
             return HttpResponse.json({"cleared": True})
         body = request.json()
         if not isinstance(body, dict) or not body.get("method") or not body.get("code"):
             raise HttpError(400, "expected {'method': 'pkg.Service/Method', 'code': 'UNAVAILABLE'}")
         try:
-            fault = emu.faults.add(
+            fault = self.emu.faults.add(
                 method=str(body["method"]),
                 code=str(body["code"]),
                 count=int(body.get("count", 1)),
@@ -48,38 +49,43 @@ def register(emu: Emulator) -> None:
             raise HttpError(400, str(err)) from None
         return HttpResponse.json(fault.as_dict())
 
-    def latency(request: HttpRequest) -> HttpResponse:
+    def latency(self, request: HttpRequest) -> HttpResponse:
         if request.method == "POST":
-            emu.latency_ms = _number(request.json(), "ms")
-        return HttpResponse.json({"ms": emu.latency_ms})
+            self.emu.configure(latency_ms=_number(request.json(), "ms"))
+        return HttpResponse.json({"ms": self.emu.latency_ms})
 
-    def operation_delay(request: HttpRequest) -> HttpResponse:
+    def operation_delay(self, request: HttpRequest) -> HttpResponse:
         if request.method == "POST":
-            emu.operation_delay_ms = _number(request.json(), "ms")
-        return HttpResponse.json({"ms": emu.operation_delay_ms})
+            self.emu.configure(operation_delay_ms=_number(request.json(), "ms"))
+        return HttpResponse.json({"ms": self.emu.operation_delay_ms})
 
-    def operation_polls(request: HttpRequest) -> HttpResponse:
+    def operation_polls(self, request: HttpRequest) -> HttpResponse:
         if request.method == "POST":
-            emu.operation_polls = int(_number(request.json(), "polls"))
-        return HttpResponse.json({"polls": emu.operation_polls})
+            self.emu.configure(operation_polls=int(_number(request.json(), "polls")))
+        return HttpResponse.json({"polls": self.emu.operation_polls})
 
-    def reset(request: HttpRequest) -> HttpResponse:
-        emu.reset()
+    def reset(self, request: HttpRequest) -> HttpResponse:
+        self.emu.reset()
         return HttpResponse.json({"reset": True})
 
-    def state(request: HttpRequest) -> HttpResponse:
-        return HttpResponse.json(emu.public_state())
+    def state(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse.json(self.emu.public_state())
 
-    def health(request: HttpRequest) -> HttpResponse:
+    def health(self, request: HttpRequest) -> HttpResponse:
+        emu = self.emu
         return HttpResponse.json(
             {"ok": True, "grpc": emu.grpc_target, "http": emu.http_base, "errors": len(emu.errors)}
         )
 
-    routes.add(("GET", "DELETE"), r"/_emulator/calls", calls)
-    routes.add(("GET", "POST", "DELETE"), r"/_emulator/faults", faults)
-    routes.add(("GET", "POST"), r"/_emulator/latency", latency)
-    routes.add(("GET", "POST"), r"/_emulator/operation-delay", operation_delay)
-    routes.add(("GET", "POST"), r"/_emulator/operation-polls", operation_polls)
-    routes.add("POST", r"/_emulator/reset", reset)
-    routes.add("GET", r"/_emulator/state", state)
-    routes.add("GET", r"/_emulator/health", health)
+
+def register(emu: Emulator) -> None:
+    admin = Admin(emu)
+    routes = emu.http
+    routes.add(("GET", "DELETE"), r"/_emulator/calls", admin.calls)
+    routes.add(("GET", "POST", "DELETE"), r"/_emulator/faults", admin.faults)
+    routes.add(("GET", "POST"), r"/_emulator/latency", admin.latency)
+    routes.add(("GET", "POST"), r"/_emulator/operation-delay", admin.operation_delay)
+    routes.add(("GET", "POST"), r"/_emulator/operation-polls", admin.operation_polls)
+    routes.add("POST", r"/_emulator/reset", admin.reset)
+    routes.add("GET", r"/_emulator/state", admin.state)
+    routes.add("GET", r"/_emulator/health", admin.health)

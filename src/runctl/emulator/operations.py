@@ -145,8 +145,13 @@ class Operations:
         metadata: Any | None = None,
         data: dict[str, Any] | None = None,
         name: str | None = None,
+        immediate: bool = False,
     ) -> operations_pb2.Operation:
-        """Start an operation named `prefix/<uuid>` (or `name`) and return its first state."""
+        """Start an operation named `prefix/<uuid>` (or `name`) and return its first state.
+
+        `immediate` skips the delay and poll count (e.g. `validate_only`: nothing to wait for);
+        the operation is still done only once its resolver has an outcome.
+        """
         if kind not in self._kinds:
             raise RuntimeError(f"operation kind {kind!r} is not registered")
         record = OperationRecord(
@@ -154,8 +159,8 @@ class Operations:
             kind=kind,
             target=target,
             data=data or {},
-            delay=self.emulator.operation_delay_ms / 1000.0,
-            polls_needed=self.emulator.operation_polls,
+            delay=0.0 if immediate else self.emulator.operation_delay_ms / 1000.0,
+            polls_needed=0 if immediate else self.emulator.operation_polls,
             metadata=pack(metadata) if metadata is not None else None,
         )
         self._ops[record.name] = record
@@ -326,4 +331,3 @@ class Operations:
         if outcome is not None:
             self._finish(record, outcome)
         return empty_pb2.Empty()
-
