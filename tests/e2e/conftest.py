@@ -122,7 +122,7 @@ def project(tmp_path: Path, emulator: Emulator, clients: Any) -> Iterator[Projec
     proj.git("config", "user.email", "dev@example.com")
     proj.git("config", "user.name", "Dev")
     proj.write_config(BASE_CONFIG)
-    (root / "Dockerfile").write_text("FROM python:3.11-slim\nCMD [\"python\", \"app.py\"]\n")
+    (root / "Dockerfile").write_text('FROM python:3.11-slim\nCMD ["python", "app.py"]\n')
     proj.commit("initial")
     proj.seed_image()
     create_secret(clients, "db-url", b"postgres://user:pw@db/app")
@@ -142,17 +142,16 @@ def create_secret(clients: Any, name: str, value: bytes) -> None:
 
 
 def create_service_account(clients: Any, account_id: str) -> None:
-    clients.iam_admin().create_service_account(
-        name=f"projects/{PROJECT_ID}", account_id=account_id
-    )
+    clients.iam_admin().create_service_account(name=f"projects/{PROJECT_ID}", account_id=account_id)
 
 
 def grant_secret_access(clients: Any, secret: str, email: str) -> None:
     sm = clients.secrets()
     resource = f"projects/{PROJECT_ID}/secrets/{secret}"
     policy = sm.get_iam_policy(request={"resource": resource})
-    policy.bindings.add(role="roles/secretmanager.secretAccessor",
-                        members=[f"serviceAccount:{email}"])
+    policy.bindings.add(
+        role="roles/secretmanager.secretAccessor", members=[f"serviceAccount:{email}"]
+    )
     sm.set_iam_policy(request={"resource": resource, "policy": policy})
 
 

@@ -37,9 +37,7 @@ def test_first_deploy_serves_the_commit_by_digest_with_pinned_secrets(cli, proje
     assert entry["verified"] is True and entry["changed"] is True
     assert entry["commit"] == project.sha
     assert "@sha256:" in entry["image"]
-    assert entry["secrets"] == {
-        "DATABASE_URL": f"projects/{PROJECT_ID}/secrets/db-url/versions/1"
-    }
+    assert entry["secrets"] == {"DATABASE_URL": f"projects/{PROJECT_ID}/secrets/db-url/versions/1"}
     assert entry["traffic"] == [{"revision": entry["revision"], "percent": 100, "tag": None}]
     status, body = get(entry["url"] + "/healthz")
     assert status == 200 and body["revision"] == entry["revision"]
@@ -127,8 +125,9 @@ def test_concurrent_change_between_read_and_write_exits_5(cli, project, clients,
 def test_canary_steps_verify_then_reach_100(cli, project, emulator, clients):
     assert cli("deploy").code == ExitCode.OK
     project.write_config(
-        BASE_CONFIG.replace("[services.api]", "[deploy]\ncanary = [10, 50]\n\n[services.api]")
-        .replace('memory = "512Mi"', 'memory = "1Gi"')
+        BASE_CONFIG.replace(
+            "[services.api]", "[deploy]\ncanary = [10, 50]\n\n[services.api]"
+        ).replace('memory = "512Mi"', 'memory = "1Gi"')
     )
     clear_calls(emulator)
     result = cli("deploy")
@@ -141,8 +140,9 @@ def test_canary_steps_verify_then_reach_100(cli, project, emulator, clients):
 
 
 def test_private_service_is_verified_with_an_identity_token(cli, project):
-    project.write_config(BASE_CONFIG.replace("allow_unauthenticated = true",
-                                             "allow_unauthenticated = false"))
+    project.write_config(
+        BASE_CONFIG.replace("allow_unauthenticated = true", "allow_unauthenticated = false")
+    )
     result, doc = deploy_json(cli)
     assert result.code == ExitCode.OK, result.err
     url = doc["results"][0]["url"]

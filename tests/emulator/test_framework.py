@@ -37,8 +37,11 @@ def test_injected_fault_fails_exactly_count_calls(emulator, clients):
         emulator,
         "POST",
         "/_emulator/faults",
-        {"method": "google.longrunning.Operations/GetOperation", "code": "PERMISSION_DENIED",
-         "count": 2},
+        {
+            "method": "google.longrunning.Operations/GetOperation",
+            "code": "PERMISSION_DENIED",
+            "count": 2,
+        },
     )
     name = "projects/test-project/locations/europe-west1/operations/nope"
     for _ in range(2):
@@ -79,8 +82,11 @@ def test_fault_scoped_to_a_resource_spares_other_resources(emulator, clients):
         emulator,
         "POST",
         "/_emulator/faults",
-        {"method": "google.longrunning.Operations/GetOperation", "code": "UNAVAILABLE",
-         "resource": "locations/us-central1"},
+        {
+            "method": "google.longrunning.Operations/GetOperation",
+            "code": "UNAVAILABLE",
+            "resource": "locations/us-central1",
+        },
     )
     with pytest.raises(exceptions.NotFound):
         ops.get_operation("projects/test-project/locations/europe-west1/operations/x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.cloud import run_v2
 
+from runctl.config.model import EmulatorSettings
 from runctl.deploy.desired import (
     ANN_COMMIT,
     ANN_DIGEST,
@@ -12,7 +13,6 @@ from runctl.deploy.desired import (
     merge_onto_live,
     revision_name,
 )
-from runctl.config.model import EmulatorSettings
 
 from .deploy_fixtures import COMMIT, DIGEST, IMAGE, desired, service
 

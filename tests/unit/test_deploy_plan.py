@@ -31,13 +31,23 @@ def live_service(revision="api-0123456-old", created=None, traffic=None, **kw):
 
 
 def public_policy():
-    return policy_pb2.Policy(bindings=[policy_pb2.Binding(role="roles/run.invoker",
-                                                          members=["allUsers"])])
+    return policy_pb2.Policy(
+        bindings=[policy_pb2.Binding(role="roles/run.invoker", members=["allUsers"])]
+    )
 
 
 def plan(desired_svc, live, policy=None, public=False, **kw):
-    return plan_target(TARGET, desired_svc, live, policy, public=public, strategy="verified",
-                       tag="rc-0123456", tag_prefix="rc", **kw)
+    return plan_target(
+        TARGET,
+        desired_svc,
+        live,
+        policy,
+        public=public,
+        strategy="verified",
+        tag="rc-0123456",
+        tag_prefix="rc",
+        **kw,
+    )
 
 
 def test_first_deploy_creates_and_grants_public_access():
@@ -73,8 +83,9 @@ def test_a_failed_last_revision_is_replaced_even_if_its_spec_matches():
 def test_an_interrupted_rollout_is_resumed_not_rebuilt():
     targets = [
         run_v2.TrafficTarget(type_=REVISION, revision="api-0123456-old", percent=100),
-        run_v2.TrafficTarget(type_=REVISION, revision="api-0123456-new", percent=0,
-                             tag="rc-0123456"),
+        run_v2.TrafficTarget(
+            type_=REVISION, revision="api-0123456-new", percent=0, tag="rc-0123456"
+        ),
     ]
     live = live_service(revision="api-0123456-old", traffic=targets)
     live.latest_ready_revision = live.latest_created_revision = PREFIX + "api-0123456-new"
@@ -98,6 +109,14 @@ def test_only_access_differs():
 
 
 def test_direct_strategy_has_no_candidate_tag():
-    result = plan_target(TARGET, desired(service(memory="1Gi")), live_service(), None,
-                         public=False, strategy="direct", tag="rc-x", tag_prefix="rc")
+    result = plan_target(
+        TARGET,
+        desired(service(memory="1Gi")),
+        live_service(),
+        None,
+        public=False,
+        strategy="direct",
+        tag="rc-x",
+        tag_prefix="rc",
+    )
     assert result.steps[0].tag == ""

@@ -25,8 +25,11 @@ def test_healthy_response_meets_every_expectation():
     [
         (503, {"status": "fresh"}, "HTTP 503, expected 200"),
         (200, b"<html>oops</html>", "not JSON"),
-        (200, {"status": "stale", "checks": {"db": True}, "generation": 4},
-         "field 'status' is \"stale\", expected \"fresh\""),
+        (
+            200,
+            {"status": "stale", "checks": {"db": True}, "generation": 4},
+            'field \'status\' is "stale", expected "fresh"',
+        ),
         (200, {"status": "fresh", "generation": 4}, "field 'checks.db' is missing"),
         (200, {"status": "fresh", "checks": {"db": 1}, "generation": 4}, "'checks.db' is 1"),
         (200, {"status": "fresh", "checks": {"db": True}, "generation": "4"}, "'generation'"),
@@ -43,7 +46,10 @@ def test_numbers_compare_by_value():
 
 
 def test_list_indices_in_dotted_paths():
-    assert evaluate(200, body({"items": [{"ok": True}]}), Expectation(json=(("items.0.ok", True),))) is None
+    assert (
+        evaluate(200, body({"items": [{"ok": True}]}), Expectation(json=(("items.0.ok", True),)))
+        is None
+    )
 
 
 def test_excerpt_is_one_bounded_line():
