@@ -148,12 +148,13 @@ def verify_url(
     if token is not None:
         headers["Authorization"] = f"Bearer {token()}"
     started = time.monotonic()
-    deadline = started + max(expectation.timeout, 0.0)
+    slept = 0.0  # time spent waiting by schedule: counts even when tests make sleeps instant
     delay = min(0.25, expectation.interval)
     result = VerifyResult(ok=False, url=target, expectation=expectation.describe())
     while True:
         result.attempts += 1
-        remaining = max(deadline - time.monotonic(), 0.5)
+        elapsed = max(time.monotonic() - started, slept)
+        remaining = max(expectation.timeout - elapsed, 0.5)
         status, body, latency, failure = _get(target, headers, min(10.0, remaining))
         result.status, result.latency_ms = status, latency
         if failure is None and status is not None:
@@ -166,9 +167,10 @@ def verify_url(
         result.history.append(failure)
         if on_attempt is not None:
             on_attempt(result.attempts, failure)
-        if time.monotonic() + delay > deadline:
+        if max(time.monotonic() - started, slept) + delay > expectation.timeout:
             break
         waiting.sleep(delay)
+        slept += delay
         delay = min(delay * 2, expectation.interval)
     result.seconds = time.monotonic() - started
     return result

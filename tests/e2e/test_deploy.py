@@ -190,3 +190,56 @@ def test_status_shows_url_traffic_commit_and_pinned_secret(cli, project):
     assert revision["commit"] == project.sha
     assert revision["secrets"]["DATABASE_URL"].endswith("/versions/1")
     assert revision["deployer"]
+
+
+TWO_REGIONS = BASE_CONFIG.replace(
+    'regions = ["europe-west1"]', 'regions = ["europe-west1", "us-central1"]'
+)
+
+
+def test_two_regions_deploy_together_and_one_failing_region_shifts_nothing(
+    cli, project, emulator, clients
+):
+    project.write_config(TWO_REGIONS)
+    result, doc = deploy_json(cli)
+    assert result.code == ExitCode.OK, result.err
+    before = {e["region"]: e["revision"] for e in doc["results"]}
+    assert set(before) == {"europe-west1", "us-central1"}
+
+    project.write_config(TWO_REGIONS.replace('memory = "512Mi"', 'memory = "1Gi"'))
+    # The new revision in us-central1 answers 503; europe-west1's is healthy.
+    from .conftest import admin
+
+    admin(
+        emulator,
+        "POST",
+        "/_emulator/faults",
+        {
+            "method": "run.routes.invoke",
+            "code": "UNAVAILABLE",
+            "count": 1000,
+            "resource": "locations/us-central1/",
+        },
+    )
+    result, doc = deploy_json(cli)
+    assert result.code == ExitCode.VERIFY, result.err
+    statuses = {e["region"]: e["status"] for e in doc["results"]}
+    assert statuses == {"europe-west1": "rolled_back", "us-central1": "rolled_back"}
+    for region, revision in before.items():
+        name = f"projects/{PROJECT_ID}/locations/{region}/services/api"
+        service = clients.run_services().get_service(name=name)
+        assert [(t.revision, t.percent, t.tag) for t in service.traffic] == [(revision, 100, "")]
+
+
+def test_a_real_process_revision_serves_healthz(cli, project):
+    from pathlib import Path
+
+    app = Path(__file__).parent.parent / "apps" / "plain_http.py"
+    project.write_config(
+        BASE_CONFIG.replace('expect_json = { status = "ok" }', 'expect_json = { status = "fresh" }')
+        + f'\n[services.api.emulator]\nrun = "python {app}"\n'
+    )
+    result, doc = deploy_json(cli)
+    assert result.code == ExitCode.OK, result.err
+    status, body = get(doc["results"][0]["url"] + "/healthz")
+    assert status == 200 and body["revision"] == doc["results"][0]["revision"]

@@ -15,6 +15,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from runctl.emulator.http import HttpRequest, HttpResponse
+from runctl.emulator.jsonapi import HTTP_STATUS
 from runctl.emulator.rpc import RpcError
 from runctl.emulator.run_runtime import MAX_BUDGET_S, Instance
 
@@ -91,6 +92,9 @@ class Router:
                         404, "Page not found", "The requested URL was not found on this server."
                     )
                 return self._unavailable(f"no healthy revision serves {svc.service_id}")
+            fault = self._fault(revision)
+            if fault is not None:
+                return fault
             try:
                 instance = self.module.instance_for(revision)
             except RpcError as err:
@@ -106,6 +110,19 @@ class Router:
                 f"the instance of {instance.spec.revision_id} is not ready: {instance.message}"
             )
         return instance.handle(request.method, target, request.headers, request.body)
+
+    def _fault(self, revision: str) -> HttpResponse | None:
+        """An injected fault on `run.routes.invoke` (scoped e.g. to a region or revision) makes
+        the chosen revision answer with the matching HTTP status: a way for tests to make one
+        region's new revision unhealthy."""
+        try:
+            self.module.emulator.faults.before(INVOKE, revision)
+        except RpcError as err:
+            status = HTTP_STATUS.get(err.code, 500)
+            return HttpResponse(
+                status, f"{err.message}\n".encode(), {"Content-Type": "text/plain; charset=utf-8"}
+            )
+        return None
 
     @staticmethod
     def _unavailable(reason: str) -> HttpResponse:
