@@ -136,9 +136,12 @@ class RevisionLifecycle:
             request_timeout_s=float(template.timeout.seconds or 300),
             healthz_status=status,
             startup_fail=plain.get("STARTUP_FAIL") == "1",
+            # What an instance learns from the metadata server on Cloud Run (its project), and
+            # where the emulated Google APIs are.
             emulator_env={
                 "RUNCTL_EMULATOR_HOST": self.emulator.grpc_target,
                 "RUNCTL_EMULATOR_HTTP": self.emulator.http_base,
+                "GOOGLE_CLOUD_PROJECT": svc.project_id,
             },
         )
 

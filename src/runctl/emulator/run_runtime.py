@@ -28,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -200,6 +201,10 @@ class ProcessInstance(Instance):
 
     def _environment(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in PASSED_THROUGH_ENV if k in os.environ}
+        # `python` in a run command is the interpreter the emulator runs on (its venv's), even
+        # when that venv is not activated.
+        bindir = os.path.dirname(sys.executable)
+        env["PATH"] = os.pathsep.join(p for p in (bindir, env.get("PATH", "")) if p)
         env.update(self.spec.env)
         env.update(self.spec.emulator_env)
         env.update(
