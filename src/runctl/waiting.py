@@ -16,13 +16,17 @@ def sleep(seconds: float) -> None:
         time.sleep(seconds)
 
 
-def schedule(initial: float = 0.05, maximum: float = 0.25, factor: float = 1.5) -> Iterator[float]:
-    """Poll intervals: quick at first (most operations finish fast), capped low afterwards.
+def schedule(
+    initial: float = 0.05, fraction: float = 0.08, maximum: float = 2.0
+) -> Iterator[float]:
+    """Poll intervals that grow with the time already waited (8% of it, 50 ms to 2 s).
 
-    The cap bounds how late we notice completion: with a 0.25 s cap an operation that takes 2 s
-    is seen done at most 0.25 s (plus one call's latency) after it finished.
+    Noticing completion late costs at most about `fraction` of the operation's own duration (plus
+    one call's latency): a 2 s operation is polled every ~0.16 s near its end, a 60 s one every
+    2 s, so long waits do not spend API quota on needless polls.
     """
-    delay = initial
+    waited = 0.0
     while True:
+        delay = min(maximum, max(initial, waited * fraction))
         yield delay
-        delay = min(maximum, delay * factor)
+        waited += delay

@@ -236,10 +236,11 @@ def _wrap(
         try:
             emulator.apply_latency()
             emulator.faults.before(full, resource)
-            if spec.check_api and api.api and resource:
-                emulator.projects.require_api(resource, api.api)
-            if spec.permission and resource:
-                emulator.iam.require(call.principal, resource, spec.permission)
+            with emulator.lock:  # a first call may create the project: not concurrently
+                if spec.check_api and api.api and resource:
+                    emulator.projects.require_api(resource, api.api)
+                if spec.permission and resource:
+                    emulator.iam.require(call.principal, resource, spec.permission)
             if spec.locked:
                 with emulator.lock:
                     response = body(request, call)
