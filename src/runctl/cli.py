@@ -404,12 +404,29 @@ def secrets_set(
     from_stdin: Annotated[
         bool, typer.Option("--from-stdin", help="Read the value from standard input.")
     ] = False,
+    generate: Annotated[bool, typer.Option("--generate", help="Generate a random value.")] = False,
+    length: Annotated[
+        int, typer.Option("--length", help="Bytes of randomness for --generate.")
+    ] = 32,
+    alphabet: Annotated[
+        str | None,
+        typer.Option("--alphabet", help="Characters for --generate (default URL-safe base64)."),
+    ] = None,
 ) -> None:
     """Create the secret if needed, add a version, grant its runtime service accounts."""
     from runctl.commands import secrets as cmd
 
     _execute(
-        ctx, lambda c: cmd.set_secret(c, name=name, from_file=from_file, from_stdin=from_stdin)
+        ctx,
+        lambda c: cmd.set_secret(
+            c,
+            name=name,
+            from_file=from_file,
+            from_stdin=from_stdin,
+            generate=generate,
+            length=length,
+            alphabet=alphabet,
+        ),
     )
 
 

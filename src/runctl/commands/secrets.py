@@ -92,8 +92,23 @@ def _render(ui: UI, item: SecretInventory) -> None:
 # -- set ---------------------------------------------------------------------------------------
 
 
-def set_secret(ctx: AppContext, *, name: str, from_file: Path | None, from_stdin: bool) -> ExitCode:
-    value.check_source(from_file=from_file, from_stdin=from_stdin, can_generate=False)
+def set_secret(
+    ctx: AppContext,
+    *,
+    name: str,
+    from_file: Path | None,
+    from_stdin: bool,
+    generate: bool = False,
+    length: int = 32,
+    alphabet: str | None = None,
+) -> ExitCode:
+    value.check_source(
+        from_file=from_file,
+        from_stdin=from_stdin,
+        generate=generate,
+        length=length,
+        alphabet=alphabet,
+    )
     if not SECRET_ID_RE.match(name):
         raise UsageError(f"invalid secret name {name!r}: at most 255 letters, digits, '-' and '_'")
     config = ctx.config()
@@ -103,7 +118,13 @@ def set_secret(ctx: AppContext, *, name: str, from_file: Path | None, from_stdin
             f"no service in the project file references {name}: it is set, and no runtime "
             "service account is granted access to it"
         )
-    new_value = value.read_value(from_file=from_file, from_stdin=from_stdin)
+    new_value = value.read_value(
+        from_file=from_file,
+        from_stdin=from_stdin,
+        generate=generate,
+        length=length,
+        alphabet=alphabet,
+    )
     value.redact_output(ctx.ui, new_value)
     value.guard_client_logs()
     clients = ctx.clients()
