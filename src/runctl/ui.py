@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 _STYLES = {
     "bold": "1",
@@ -24,6 +24,13 @@ _STYLES = {
     "blue": "34",
     "cyan": "36",
 }
+
+
+class Cell(NamedTuple):
+    """A table cell with a style (e.g. `Cell("fail", "red")`); plain strings have none."""
+
+    text: str
+    style: str = ""
 
 
 class UI:
@@ -101,16 +108,23 @@ class UI:
     def table(
         self, columns: Sequence[str], rows: Sequence[Sequence[object]], title: str = ""
     ) -> None:
+        """Cells are plain text (never markup); a `Cell` carries a style."""
         if self.quiet:
             return
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
+
+        def cell(value: object) -> Text:
+            if isinstance(value, Cell):
+                return Text(value.text, style=value.style if self.color else "")
+            return Text("" if value is None else str(value))
 
         table = Table(title=title or None, box=None, header_style="bold", pad_edge=False)
         for col in columns:
             table.add_column(col, overflow="fold")
         for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+            table.add_row(*(cell(v) for v in row))
         console = Console(
             file=self.err,
             no_color=not self.color,

@@ -196,7 +196,7 @@ def _etag(resource: str, revision: int) -> bytes:
 
 
 def policy_to_dict(policy: policy_pb2.Policy) -> dict[str, Any]:
-    return json_format.MessageToDict(policy)
+    return dict(json_format.MessageToDict(policy))
 
 
 class Iam:
