@@ -26,6 +26,9 @@ def is_etag_conflict(err: BaseException) -> bool:
 
     if isinstance(err, exceptions.Aborted):
         return True
+    # Cloud Storage (JSON API) answers a stale IAM policy etag with 412 conditionNotMet.
+    if isinstance(err, exceptions.PreconditionFailed):
+        return True
     # Older API guidance answered a stale etag with FAILED_PRECONDITION; recognise its wording.
     return isinstance(err, exceptions.FailedPrecondition) and "etag" in str(err).lower()
 

@@ -199,7 +199,15 @@ class Clients:
                 client_info=ClientInfo(user_agent=USER_AGENT),  # type: ignore[no-untyped-call]
             )
 
-        return self._cached("storage", build)
+        def build_quiet() -> StorageClient:
+            client = build()
+            # google-cloud-storage 3.x fetches bucket metadata in the background for its tracing
+            # spans: calls runctl never asked for, refused for least-privilege callers.
+            if getattr(client, "_bucket_metadata_cache", None) is not None:
+                client._bucket_metadata_cache = None
+            return client
+
+        return self._cached("storage", build_quiet)
 
     def identity(self) -> str:
         """Who the calls run as: `serviceAccount:x@...`, `user:...`, or the emulator principal."""

@@ -488,6 +488,11 @@ def test_grants_on_the_repository_and_the_account_are_seen(
     grant(clients.artifact_registry(), repository, "roles/artifactregistry.writer", as_deployer)
     account = f"{project_name}/serviceAccounts/{RUNTIME_SA}"
     grant(clients.iam_admin(), account, "roles/iam.serviceAccountUser", as_deployer)
+    # The source bucket `runctl build` uploads to, writable by the deployer (and nothing else).
+    bucket = clients.storage().create_bucket(f"{PROJECT_ID}_cloudbuild")
+    policy = bucket.get_iam_policy()
+    policy.bindings.append({"role": "roles/storage.objectAdmin", "members": {as_deployer}})
+    bucket.set_iam_policy(policy)
     result, checks = preflight(cli, emulator, "--check", "permissions")
     assert checks["permissions"]["status"] == "pass", checks["permissions"]
     assert result.code == ExitCode.OK

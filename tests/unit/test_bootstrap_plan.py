@@ -11,14 +11,18 @@ import pytest
 from runctl.bootstrap.desired import (
     AR_WRITER,
     BUILDS_EDITOR,
+    OBJECT_ADMIN,
+    OBJECT_VIEWER,
     SA_USER,
     SECRET_ACCESSOR,
     SECRET_VIEWER,
+    USAGE_CONSUMER,
     Desired,
     desired_from_config,
 )
 from runctl.bootstrap.plan import Live, Plan, plan
 from runctl.bootstrap.steps import (
+    CreateBucket,
     CreateSecret,
     EnableApis,
     Grant,
@@ -47,6 +51,8 @@ API_SA = f"api-runtime@{P}.iam.gserviceaccount.com"
 WORKER_SA = f"worker-runtime@{P}.iam.gserviceaccount.com"
 CLOUD_BUILD = f"serviceAccount:{NUMBER}@cloudbuild.gserviceaccount.com"
 REPO = f"projects/{P}/locations/europe-west1/repositories/apps"
+SOURCE_BUCKET = f"projects/_/buckets/{P}_cloudbuild"
+LOGS_BUCKET = "projects/_/buckets/acme-build-logs"
 
 
 def svc(name: str = "api", **overrides: Any) -> Service:
@@ -61,14 +67,19 @@ def svc(name: str = "api", **overrides: Any) -> Service:
     return replace(base, **overrides)
 
 
-def desired(*services: Service, replication: tuple[str, ...] = (), **boot: Any) -> Desired:
+def desired(
+    *services: Service,
+    replication: tuple[str, ...] = (),
+    logs_bucket: str | None = None,
+    **boot: Any,
+) -> Desired:
     bootstrap = Bootstrap(**{"deployer": DEPLOYER, **boot})
     config = Config(
         path=Path("/work/runctl.toml"),
         env_name=None,
         project=Project(id=P, regions=("europe-west1",)),
         registry=Registry(location="europe-west1", repository="apps", image="hello"),
-        build=Build(),
+        build=Build(logs_bucket=logs_bucket),
         healthz=Healthz(),
         deploy=Deploy(),
         bootstrap=bootstrap,
@@ -90,6 +101,7 @@ def fresh(d: Desired) -> Live:
         secrets={s.secret: False for s in d.secrets},
         grants={n: (frozenset() if n == f"projects/{P}" else None) for n in names},
         policies={f"projects/{P}": object()},
+        buckets={b.name: False for b in d.buckets},
     )
 
 
@@ -105,13 +117,15 @@ def ready(d: Desired) -> Live:
         secrets={s.secret: True for s in d.secrets},
         grants={n: wanted.get(n, frozenset()) for n in names},
         policies=dict.fromkeys(names, object()),
+        buckets={b.name: True for b in d.buckets},
     )
 
 
 def _policy_names(d: Desired) -> list[str]:
     names = [f"projects/{P}", REPO]
     names += [d.account_resource(a.email).name for a in d.runtime_accounts()]
-    return names + [d.secret_resource(s.secret).name for s in d.secrets]
+    names += [d.secret_resource(s.secret).name for s in d.secrets]
+    return names + [d.bucket_resource(b.name).name for b in d.buckets]
 
 
 def _wanted(d: Desired) -> list[tuple[Any, list[Grant]]]:
@@ -147,6 +161,7 @@ def test_fresh_project_gets_everything_in_three_stages():
         ("create-account:deployer", 2, ("enable-apis",)),
         ("create-secret:db-url", 2, ("enable-apis",)),
         ("create-secret:tls-cert", 2, ("enable-apis",)),
+        ("create-bucket:acme_cloudbuild", 2, ("enable-apis",)),
         ("grant:project:acme", 3, ("create-account:deployer",)),
         ("grant:repository:apps", 3, ("create-repository", "create-account:deployer")),
         ("grant:account:api-runtime", 3, ("create-account:api-runtime", "create-account:deployer")),
@@ -159,6 +174,11 @@ def test_fresh_project_gets_everything_in_three_stages():
             "grant:secret:tls-cert",
             3,
             ("create-secret:tls-cert", "create-account:api-runtime", "create-account:deployer"),
+        ),
+        (
+            "grant:bucket:acme_cloudbuild",
+            3,
+            ("create-bucket:acme_cloudbuild", "create-account:deployer"),
         ),
     ]
     (enable,) = [n.step for n in result.nodes if isinstance(n.step, EnableApis)]
@@ -180,7 +200,11 @@ def test_grants_are_least_privilege():
     granted = grants_of(plan(d, fresh(d)))
     deployer = sa(DEPLOYER)
     assert granted == {
-        f"projects/{P}": {Grant("roles/run.admin", deployer), Grant(BUILDS_EDITOR, deployer)},
+        f"projects/{P}": {
+            Grant("roles/run.admin", deployer),
+            Grant(BUILDS_EDITOR, deployer),
+            Grant(USAGE_CONSUMER, deployer),
+        },
         REPO: {Grant(AR_WRITER, deployer), Grant(AR_WRITER, CLOUD_BUILD)},
         f"projects/{P}/serviceAccounts/{API_SA}": {Grant(SA_USER, deployer)},
         f"projects/{P}/serviceAccounts/{WORKER_SA}": {Grant(SA_USER, deployer)},
@@ -192,6 +216,7 @@ def test_grants_are_least_privilege():
             Grant(SECRET_ACCESSOR, sa(API_SA)),
             Grant(SECRET_VIEWER, deployer),
         },
+        SOURCE_BUCKET: {Grant(OBJECT_ADMIN, deployer)},
     }
     # Act-as only on runtime accounts (never the project, never the deployer itself) and
     # secret access only on the secrets each account references.
@@ -254,6 +279,7 @@ def _without_grant(live: Live, resource: str, grant: Grant) -> Live:
                 "grant:account:api-runtime",
                 "grant:secret:db-url",
                 "grant:secret:tls-cert",
+                "grant:bucket:acme_cloudbuild",
             ],
         ),
         (
@@ -377,3 +403,65 @@ def test_a_repository_of_another_format_is_refused():
     d = desired()
     with pytest.raises(UsageError, match="not Docker"):
         plan(d, replace(ready(d), repository_format="MAVEN"))
+
+
+# -- the build's buckets -------------------------------------------------------------------------
+
+
+def test_the_logs_bucket_is_created_readable_by_the_deployer_and_writable_by_cloud_build():
+    d = desired(logs_bucket="gs://acme-build-logs")
+    result = plan(d, fresh(d))
+    creates = [n.step for n in result.nodes if isinstance(n.step, CreateBucket)]
+    assert [(c.bucket, c.location, c.purpose) for c in creates] == [
+        ("acme_cloudbuild", "europe-west1", "Cloud Build source uploads"),
+        ("acme-build-logs", "europe-west1", "build logs"),
+    ]
+    granted = grants_of(result)
+    # Upload where the source goes, read where the logs go, and nothing on the project.
+    assert granted[SOURCE_BUCKET] == {Grant(OBJECT_ADMIN, sa(DEPLOYER))}
+    assert granted[LOGS_BUCKET] == {
+        Grant(OBJECT_VIEWER, sa(DEPLOYER)),
+        Grant(OBJECT_ADMIN, CLOUD_BUILD),
+    }
+    assert not {g.role for g in granted[f"projects/{P}"]} & {OBJECT_ADMIN, OBJECT_VIEWER}
+    by_id = {n.id: n for n in result.nodes}
+    assert by_id["grant:bucket:acme-build-logs"].depends_on == (
+        "create-bucket:acme-build-logs",
+        "create-account:deployer",
+    )
+
+
+def test_a_logs_bucket_that_is_the_source_bucket_is_one_bucket():
+    d = desired(logs_bucket=f"gs://{P}_cloudbuild")
+    granted = grants_of(plan(d, fresh(d)))
+    assert granted[SOURCE_BUCKET] == {
+        Grant(OBJECT_ADMIN, sa(DEPLOYER)),
+        Grant(OBJECT_ADMIN, CLOUD_BUILD),
+    }
+    assert [b.purpose for b in d.buckets] == ["Cloud Build source uploads and build logs"]
+
+
+def test_an_existing_bucket_only_gets_its_missing_grants_once_storage_is_on():
+    d = desired(logs_bucket="gs://acme-build-logs")
+    live = _without_grant(ready(d), LOGS_BUCKET, Grant(OBJECT_VIEWER, sa(DEPLOYER)))
+    assert ids(plan(d, live)) == ["grant:bucket:acme-build-logs"]
+    off = _without_api(live, "storage.googleapis.com")
+    (grant,) = [n for n in plan(d, off).nodes if isinstance(n.step, GrantRoles)]
+    assert grant.depends_on == ("enable-apis",)
+
+
+def test_a_bucket_name_held_elsewhere_is_neither_created_nor_granted_on():
+    d = desired()
+    live = replace(fresh(d), buckets={f"{P}_cloudbuild": None})
+    result = plan(d, live)
+    assert not [i for i in ids(result) if "bucket" in i]
+    assert any("gs://acme_cloudbuild" in n and "another project" in n for n in result.notes)
+
+
+def test_without_a_deployer_the_buckets_exist_and_only_cloud_build_is_granted():
+    d = desired(deployer=None, logs_bucket="gs://acme-build-logs")
+    result = plan(d, fresh(d))
+    assert {"create-bucket:acme_cloudbuild", "create-bucket:acme-build-logs"} <= set(ids(result))
+    granted = grants_of(result)
+    assert SOURCE_BUCKET not in granted
+    assert granted[LOGS_BUCKET] == {Grant(OBJECT_ADMIN, CLOUD_BUILD)}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from runctl.bootstrap.steps import Resource
 from runctl.config.model import Config, Registry
+from runctl.imagebuild.upload import source_bucket
 
 RUN_ADMIN = "roles/run.admin"
 RUN_DEVELOPER = "roles/run.developer"
@@ -15,11 +16,18 @@ SA_USER = "roles/iam.serviceAccountUser"
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
 # Metadata only (never payloads): deploy lists a secret's versions to pin the newest enabled one.
 SECRET_VIEWER = "roles/secretmanager.viewer"
+# runctl's clients name the project as quota project, which takes serviceusage.services.use;
+# the same role lets preflight list the enabled APIs.
+USAGE_CONSUMER = "roles/serviceusage.serviceUsageConsumer"
+# On the build's buckets only, never the project: upload the source, read the logs.
+OBJECT_ADMIN = "roles/storage.objectAdmin"
+OBJECT_VIEWER = "roles/storage.objectViewer"
 
 ARTIFACT_REGISTRY_API = "artifactregistry.googleapis.com"
 CLOUD_BUILD_API = "cloudbuild.googleapis.com"
 IAM_API = "iam.googleapis.com"
 SECRET_MANAGER_API = "secretmanager.googleapis.com"
+STORAGE_API = "storage.googleapis.com"
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,18 @@ class SecretUse:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    name: str
+    source: bool  # where `runctl build` uploads the source (the deployer writes)
+    logs: bool  # the [build] logs_bucket (the deployer reads, Cloud Build writes)
+
+    @property
+    def purpose(self) -> str:
+        uses = ["Cloud Build source uploads"] if self.source else []
+        return " and ".join(uses + (["build logs"] if self.logs else []))
+
+
+@dataclass(frozen=True)
 class Desired:
     project: str
     apis: tuple[str, ...]
@@ -52,6 +72,12 @@ class Desired:
     replication: tuple[str, ...]
     public_services: tuple[str, ...]  # allow_unauthenticated = true
     default_account_services: tuple[str, ...]  # no service_account: the Compute default
+    buckets: tuple[Bucket, ...] = ()  # the source bucket `runctl build` uploads to, then logs
+
+    @property
+    def bucket_location(self) -> str:
+        """Where bootstrap creates buckets: next to the images they become."""
+        return self.registry.location
 
     def in_project(self, email: str) -> bool:
         """Accounts bootstrap may create: `NAME@<project>.iam.gserviceaccount.com` only."""
@@ -68,6 +94,9 @@ class Desired:
         # `-` lets IAM find an account of another project from its email.
         project = self.project if self.in_project(email) else "-"
         return Resource("account", f"projects/{project}/serviceAccounts/{email}", email)
+
+    def bucket_resource(self, bucket: str) -> Resource:
+        return Resource("bucket", f"projects/_/buckets/{bucket}", bucket)
 
     def secret_resource(self, secret: str) -> Resource:
         return Resource("secret", f"projects/{self.project}/secrets/{secret}", secret)
@@ -101,6 +130,11 @@ def desired_from_config(config: Config) -> Desired:
             entry = readers.setdefault(secret, [])
             if svc.service_account and svc.service_account not in entry:
                 entry.append(svc.service_account)
+    source = source_bucket(project)
+    logs = (config.build.logs_bucket or "").removeprefix("gs://").split("/", 1)[0]
+    buckets = [Bucket(source, True, logs == source)]
+    if logs and logs != source:
+        buckets.append(Bucket(logs, False, True))
     return Desired(
         project=project,
         apis=config.bootstrap.all_apis(),
@@ -113,4 +147,5 @@ def desired_from_config(config: Config) -> Desired:
         replication=config.secrets.replication,
         public_services=tuple(s.name for s in config.services if s.allow_unauthenticated),
         default_account_services=tuple(s.name for s in config.services if not s.service_account),
+        buckets=tuple(buckets),
     )

@@ -16,10 +16,11 @@ from typing import Any, Literal, assert_never
 
 from runctl import iampolicy, lro, waiting
 from runctl.apierrors import translate
-from runctl.bootstrap import read
+from runctl.bootstrap import buckets, read
 from runctl.bootstrap.meter import Meter
 from runctl.bootstrap.plan import Live, Node, Plan
 from runctl.bootstrap.steps import (
+    CreateBucket,
     CreateRepository,
     CreateSecret,
     CreateServiceAccount,
@@ -124,6 +125,10 @@ class Executor:
                 return self._create_account(step, meter)
             case CreateSecret():
                 return self._create_secret(step, meter)
+            case CreateBucket():
+                return meter.call(
+                    buckets.create, self.clients, step.bucket, step.location, mutating=True
+                )
             case GrantRoles():
                 return self._grant(step, meter, fresh_accounts=fresh_accounts)
             case _:
@@ -245,4 +250,5 @@ def _copy(policy: Any) -> Any:
 def _unknown_member(err: BaseException) -> bool:
     from google.api_core import exceptions
 
-    return isinstance(err, exceptions.InvalidArgument) and "does not exist" in str(err)
+    # BadRequest: Cloud Storage's JSON API says 400 where gRPC APIs say INVALID_ARGUMENT.
+    return isinstance(err, exceptions.BadRequest) and "does not exist" in str(err)

@@ -19,14 +19,19 @@ from runctl.bootstrap.desired import (
     BUILDS_EDITOR,
     CLOUD_BUILD_API,
     IAM_API,
+    OBJECT_ADMIN,
+    OBJECT_VIEWER,
     RUN_DEVELOPER,
     SA_USER,
     SECRET_ACCESSOR,
     SECRET_MANAGER_API,
     SECRET_VIEWER,
+    STORAGE_API,
+    USAGE_CONSUMER,
     Desired,
 )
 from runctl.bootstrap.steps import (
+    CreateBucket,
     CreateRepository,
     CreateSecret,
     CreateServiceAccount,
@@ -56,6 +61,9 @@ class Live:
     grants: Mapping[str, frozenset[Grant] | None]
     # The policies themselves (protobuf), for the executor's first write; not planner input.
     policies: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Bucket name -> exists; None when it exists but the caller may not see it (the name is
+    # global: another project may hold it).
+    buckets: Mapping[str, bool | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,7 @@ class _Planner:
         # Resource name (and, for accounts, email) -> id of the step that creates it.
         self.created: dict[str, str] = {}
         self.absent: set[str] = set()  # account emails that exist neither now nor after
+        self.hidden: set[str] = set()  # buckets that exist but are not visible to the caller
 
     def add(self, step: Step, deps: Sequence[str]) -> None:
         self.steps.append((step, tuple(dict.fromkeys(deps))))
@@ -182,6 +191,42 @@ class _Planner:
                 f"add one with `runctl secrets set {use.secret}`"
             )
 
+    def buckets(self) -> None:
+        for bucket in self.d.buckets:
+            found = self.live.buckets.get(bucket.name, False)
+            if found:
+                continue
+            if found is None:
+                self.hidden.add(bucket.name)
+                self.notes.append(
+                    f"bucket gs://{bucket.name} ({bucket.purpose}) exists but you may not see it: "
+                    "bucket names are global and another project may hold it; bootstrap neither "
+                    "creates it nor grants on it"
+                )
+                continue
+            step = CreateBucket(self.d.project, bucket.name, self.d.bucket_location, bucket.purpose)
+            self.add(step, self.needs(STORAGE_API))
+            self.created[self.d.bucket_resource(bucket.name).name] = step.id
+
+    def bucket_grants(
+        self, member: str | None, cloud_build: str
+    ) -> list[tuple[Resource, list[Grant]]]:
+        """Upload to the source bucket; read the logs bucket, which Cloud Build writes."""
+        wanted: list[tuple[Resource, list[Grant]]] = []
+        for bucket in self.d.buckets:
+            if bucket.name in self.hidden:
+                continue
+            grants: list[Grant] = []
+            if member and bucket.source:
+                grants.append(Grant(OBJECT_ADMIN, member))
+            elif member and bucket.logs:
+                grants.append(Grant(OBJECT_VIEWER, member))
+            if bucket.logs:
+                grants.append(Grant(OBJECT_ADMIN, cloud_build))
+            if grants:
+                wanted.append((self.d.bucket_resource(bucket.name), grants))
+        return wanted
+
     def wanted_grants(self) -> list[tuple[Resource, list[Grant]]]:
         d = self.d
         deployer = d.deployer if d.deployer and d.deployer not in self.absent else None
@@ -189,7 +234,11 @@ class _Planner:
         cloud_build = f"serviceAccount:{self.live.project_number}@cloudbuild.gserviceaccount.com"
         wanted: list[tuple[Resource, list[Grant]]] = []
         if member:
-            project_grants = [Grant(d.deployer_role, member), Grant(BUILDS_EDITOR, member)]
+            project_grants = [
+                Grant(d.deployer_role, member),
+                Grant(BUILDS_EDITOR, member),
+                Grant(USAGE_CONSUMER, member),
+            ]
             wanted.append((d.project_resource(), project_grants))
         repo_grants = [Grant(AR_WRITER, cloud_build)]
         if member:
@@ -208,7 +257,7 @@ class _Planner:
                 grants.append(Grant(SECRET_VIEWER, member))
             if grants:
                 wanted.append((d.secret_resource(use.secret), grants))
-        return wanted
+        return wanted + self.bucket_grants(member, cloud_build)
 
     def grant_deps(self, resource: Resource, grants: Sequence[Grant]) -> list[str]:
         deps: list[str] = []
@@ -219,6 +268,7 @@ class _Planner:
                 "repository": ARTIFACT_REGISTRY_API,
                 "account": IAM_API,
                 "secret": SECRET_MANAGER_API,
+                "bucket": STORAGE_API,
             }.get(resource.kind)
             deps += self.needs(api) if api else []
         for grant in grants:
@@ -279,6 +329,7 @@ class _Planner:
         self.repository()
         self.accounts()
         self.secrets()
+        self.buckets()
         self.grants()
         self.warnings()
         stage: dict[str, int] = {}

@@ -3,7 +3,8 @@
 Every read runs at once, including reads of things that may not exist yet: in a fresh project
 most fail, and that is the answer. NOT_FOUND and PERMISSION_DENIED with reason SERVICE_DISABLED
 both mean "missing, plan to create"; any other PERMISSION_DENIED means the caller may not look,
-and is reported, never mistaken for "missing".
+and is reported, never mistaken for "missing". Buckets are the exception: their names are
+global, so a bucket the caller may not see may well be another project's, and is noted as such.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, assert_never
 
 from runctl import parallel
 from runctl.apierrors import translate
+from runctl.bootstrap import buckets
 from runctl.bootstrap.desired import Desired
 from runctl.bootstrap.meter import Meter
 from runctl.bootstrap.plan import Live
@@ -43,9 +45,9 @@ def is_missing(err: BaseException) -> bool:
 
     if isinstance(err, exceptions.NotFound):
         return True
+    # Forbidden: Cloud Storage's JSON API answers 403 (gRPC APIs PERMISSION_DENIED, a subclass).
     return (
-        isinstance(err, exceptions.PermissionDenied)
-        and getattr(err, "reason", None) == "SERVICE_DISABLED"
+        isinstance(err, exceptions.Forbidden) and getattr(err, "reason", None) == "SERVICE_DISABLED"
     )
 
 
@@ -59,12 +61,18 @@ def _client_for(clients: Clients, resource: Resource) -> Any:
             return clients.iam_admin()
         case "secret":
             return clients.secrets()
+        case "bucket":
+            raise ValueError("bucket policies go through runctl.bootstrap.buckets")
+        case _:
+            assert_never(resource.kind)
 
 
 def get_policy(clients: Clients, resource: Resource) -> Any:
-    """The IAM policy of `resource`, conditions included (version 3)."""
+    """The IAM policy of `resource`, conditions included (version 3), as protobuf."""
     from google.iam.v1 import iam_policy_pb2, options_pb2
 
+    if resource.kind == "bucket":
+        return buckets.get_policy(clients, resource.label)
     request = iam_policy_pb2.GetIamPolicyRequest(
         resource=resource.name,
         options=options_pb2.GetPolicyOptions(requested_policy_version=POLICY_VERSION),
@@ -75,6 +83,8 @@ def get_policy(clients: Clients, resource: Resource) -> Any:
 def set_policy(clients: Clients, resource: Resource, policy: Any) -> Any:
     from google.iam.v1 import iam_policy_pb2
 
+    if resource.kind == "bucket":
+        return buckets.set_policy(clients, resource.label, policy)
     request = iam_policy_pb2.SetIamPolicyRequest(resource=resource.name, policy=policy)
     return _client_for(clients, resource).set_iam_policy(request=request)
 
@@ -98,6 +108,7 @@ class _Reader:
         self.repository_format: str | None = None
         self.accounts: dict[str, bool] = {}
         self.secrets: dict[str, bool] = {}
+        self.buckets: dict[str, bool | None] = {}
         self.policies: dict[str, Any] = {}
 
     def attempt(
@@ -111,7 +122,8 @@ class _Reader:
         try:
             return True, read(meter)
         except exceptions.GoogleAPICallError as err:
-            if is_missing(err) or (denied_ok and isinstance(err, exceptions.PermissionDenied)):
+            # Forbidden: also what Cloud Storage's JSON API raises (PermissionDenied is gRPC's).
+            if is_missing(err) or (denied_ok and isinstance(err, exceptions.Forbidden)):
                 return False, None
             raise translate(err, action=f"reading {what}", resource=name) from err
 
@@ -170,9 +182,26 @@ class _Reader:
             "a secret", name, lambda m: m.call(self.clients.secrets().get_secret, name=name)
         )[0]
 
+    def read_bucket(self, bucket: str) -> None:
+        from google.api_core import exceptions
+
+        def read(meter: Meter) -> bool | None:
+            try:
+                return meter.call(buckets.exists, self.clients, bucket)
+            except exceptions.Forbidden as err:
+                if is_missing(err):
+                    raise
+                return None  # it exists, and it is not ours to see
+
+        found, visible = self.attempt("a bucket", f"gs://{bucket}", read)
+        self.buckets[bucket] = visible if found else False
+
     def read_policy(self, resource: Resource) -> None:
-        # Another project's account: not being allowed to look is an answer, not a failure.
-        foreign = resource.kind == "account" and not self.d.in_project(resource.label)
+        # Another project's account (or a bucket of that name): not being allowed to look is an
+        # answer, not a failure.
+        foreign = resource.kind == "bucket" or (
+            resource.kind == "account" and not self.d.in_project(resource.label)
+        )
         found, policy = self.attempt(
             f"the IAM policy of {resource}",
             resource.name,
@@ -190,10 +219,12 @@ def read_live(clients: Clients, desired: Desired) -> ReadResult:
     policy_of = [d.project_resource(), d.repository_resource()]
     policy_of += [d.account_resource(a.email) for a in d.runtime_accounts()]
     policy_of += [d.secret_resource(s.secret) for s in d.secrets]
+    policy_of += [d.bucket_resource(b.name) for b in d.buckets]
     calls: list[Callable[[], object]] = [reader.read_apis, reader.read_project]
     calls.append(reader.read_repository)
     calls += [partial(reader.read_account, a.email) for a in d.accounts if d.in_project(a.email)]
     calls += [partial(reader.read_secret, s.secret) for s in d.secrets]
+    calls += [partial(reader.read_bucket, b.name) for b in d.buckets]
     calls += [partial(reader.read_policy, r) for r in policy_of]
     parallel.run_all(*calls, limit=READ_CONCURRENCY)
     live = Live(
@@ -202,6 +233,7 @@ def read_live(clients: Clients, desired: Desired) -> ReadResult:
         repository_format=reader.repository_format,
         accounts=dict(reader.accounts),
         secrets=dict(reader.secrets),
+        buckets=dict(reader.buckets),
         grants={r.name: _grants_or_none(reader.policies.get(r.name)) for r in policy_of},
         policies=dict(reader.policies),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, assert_never
 
-ResourceKind = Literal["project", "repository", "account", "secret"]
+ResourceKind = Literal["project", "repository", "account", "secret", "bucket"]
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Resource:
 
     kind: ResourceKind
     name: str
-    label: str  # short and human: project id, repository id, account email, secret id
+    label: str  # short and human: project id, repository id, account email, secret id, bucket
 
     def __str__(self) -> str:
         return f"{self.kind} {self.label}"
@@ -112,6 +112,23 @@ class CreateSecret:
 
 
 @dataclass(frozen=True)
+class CreateBucket:
+    """A Cloud Storage bucket of the project, with uniform bucket-level access (IAM only)."""
+
+    project: str
+    bucket: str
+    location: str
+    purpose: str  # "Cloud Build source uploads", "build logs"
+
+    @property
+    def id(self) -> str:
+        return f"create-bucket:{self.bucket}"
+
+    def describe(self) -> str:
+        return f"create bucket gs://{self.bucket} in {self.location} ({self.purpose})"
+
+
+@dataclass(frozen=True)
 class GrantRoles:
     """Every missing grant on one resource, applied in one read-modify-write of its policy."""
 
@@ -129,7 +146,9 @@ class GrantRoles:
         return f"grant on {self.resource}: " + "; ".join(str(g) for g in self.grants)
 
 
-Step = EnableApis | CreateRepository | CreateServiceAccount | CreateSecret | GrantRoles
+Step = (
+    EnableApis | CreateRepository | CreateServiceAccount | CreateSecret | CreateBucket | GrantRoles
+)
 
 
 def estimated_round_trips(step: Step) -> int:
@@ -137,7 +156,7 @@ def estimated_round_trips(step: Step) -> int:
     match step:
         case EnableApis() | CreateRepository():
             return 2
-        case CreateServiceAccount() | CreateSecret():
+        case CreateServiceAccount() | CreateSecret() | CreateBucket():
             return 1
         case GrantRoles():
             return 1 if step.reuse_read_policy else 2

@@ -138,9 +138,12 @@ ROLE_PATTERNS: dict[str, tuple[str, ...]] = {
     # Secret Manager
     "roles/secretmanager.admin": ("secretmanager.*",),
     "roles/secretmanager.secretAccessor": ("secretmanager.versions.access",),
+    # Metadata and the secret's IAM policy (Secret Manager's access-control page lists
+    # secretmanager.secrets.getIamPolicy in this role), never payloads.
     "roles/secretmanager.viewer": (
         "secretmanager.secrets.get", "secretmanager.secrets.list",
-        "secretmanager.versions.get", "secretmanager.versions.list",
+        "secretmanager.secrets.getIamPolicy", "secretmanager.versions.get",
+        "secretmanager.versions.list", "resourcemanager.projects.get",
     ),
     "roles/secretmanager.secretVersionAdder": ("secretmanager.versions.add",),
     "roles/secretmanager.secretVersionManager": (

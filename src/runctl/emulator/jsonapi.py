@@ -138,6 +138,9 @@ class Target:
     noun: str = "resource"  # in permission errors: "Google Cloud Storage bucket"
     check_iam: bool = True  # False when the resource does not exist: the handler says 404
     iam_resource: str = ""  # where the permission is checked, when not `resource`
+    # The permissions a principal holds here, when the resource decides that itself rather than
+    # by its IAM ancestry alone (a bucket's convenience values such as `projectViewer:P`).
+    permissions: Callable[[str], set[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,11 @@ def json_api(
 
 
 def _require(emulator: Emulator, principal: str, where: Target, permission: str) -> None:
-    if emulator.iam.has(principal, where.iam_resource or where.resource, permission):
+    if where.permissions is not None:
+        with emulator.lock:
+            if permission in where.permissions(principal):
+                return
+    elif emulator.iam.has(principal, where.iam_resource or where.resource, permission):
         return
     who = principal.split(":", 1)[-1]
     raise HttpError(

@@ -5,7 +5,9 @@ delete) and objects (media, multipart and resumable uploads, metadata, ranged me
 listing with prefix/delimiter, delete) behave as on GCS: generations, md5Hash/crc32c, the
 `ifGenerationMatch` family of preconditions (412), 404/409 and Google's JSON error format. Every
 request goes through the same call log, latency, faults, API enablement and IAM checks as gRPC
-calls (see `jsonapi.py`); a bucket's IAM parent is the project that owns it.
+calls (see `jsonapi.py`); a bucket's IAM parent is the project that owns it, except for buckets
+Google keeps for a project (Cloud Build's default logs bucket), which only the project's basic
+roles may read. Bucket IAM (`/b/B/iam`, `.../testPermissions`) is in `storage_iam.py`.
 
 Other modules use the plain Python interface: `create_bucket`, `bucket_exists`, `read_object`,
 `write_object` (Cloud Build reads its source archive and writes its logs through it).
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from runctl.emulator import storage_media
+from runctl.emulator import storage_iam, storage_media
 from runctl.emulator.http import HttpError, HttpRequest, HttpResponse
 from runctl.emulator.jsonapi import JsonCall, JsonHandler, Target, json_api
 from runctl.emulator.module import Module
@@ -45,6 +47,8 @@ BUCKET_RESOURCE_PREFIX = "projects/_/buckets/"
 DEFAULT_PAGE = 1000
 NO_BUCKET = "The specified bucket does not exist."
 BUCKET_NOUN = "Google Cloud Storage bucket"
+BUCKET_IAM = BUCKET + r"/iam"
+BUCKET_IAM_TEST = BUCKET + r"/iam/testPermissions"
 OBJECT_NOUN = "Google Cloud Storage object"
 
 
@@ -99,8 +103,13 @@ class Storage(Module):
             if existing.project == owner:
                 return
             raise already_exists(f"Bucket {name} already exists.")
-        self.buckets[name] = BucketRecord(name=name, project=owner)
+        # A name no customer may take is Google's bucket, kept for the project.
+        managed = bucket_name_problem(name) is not None
+        self.buckets[name] = BucketRecord(name=name, project=owner, managed=managed)
         self.objects[name] = {}
+        if managed:
+            policy = storage_iam.managed_bucket_policy(owner)
+            self.emulator.iam.set_policy(storage_iam.bucket_resource(name), policy)
         self.emulator.state_changed()
 
     def bucket_exists(self, name: str) -> bool:
@@ -166,9 +175,13 @@ class Storage(Module):
     def _iam_parents(self, resource: str) -> list[str]:
         if not resource.startswith(BUCKET_RESOURCE_PREFIX):
             return []
-        bucket = resource[len(BUCKET_RESOURCE_PREFIX) :].split("/", 1)[0]
-        owner = self.bucket_project(bucket)
-        return [f"projects/{owner}"] if owner else []
+        record = self.buckets.get(resource[len(BUCKET_RESOURCE_PREFIX) :].split("/", 1)[0])
+        # Google's buckets live in Google's projects: the customer's policy does not reach them.
+        return [f"projects/{record.project}"] if record and not record.managed else []
+
+    def permissions_of(self, principal: str, bucket: str) -> set[str]:
+        """What `principal` may do on `bucket` and its objects (convenience values included)."""
+        return storage_iam.bucket_permissions(self.emulator, principal, bucket)
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -183,6 +196,15 @@ class Storage(Module):
              self._bucket_target, self._bucket_get),
             ("DELETE", BUCKET, "storage.buckets.delete", True, "storage.buckets.delete",
              self._bucket_target, self._bucket_delete),
+            ("GET", BUCKET_IAM, "storage.buckets.getIamPolicy", False,
+             "storage.buckets.getIamPolicy", self._bucket_target,
+             lambda r, c: storage_iam.get_iam_policy(self, r, c)),
+            ("PUT", BUCKET_IAM, "storage.buckets.setIamPolicy", True,
+             "storage.buckets.setIamPolicy", self._bucket_target,
+             lambda r, c: storage_iam.set_iam_policy(self, r, c)),
+            # Anyone may ask what they hold; the answer is the subset they do.
+            ("GET", BUCKET_IAM_TEST, "storage.buckets.testIamPermissions", False, "",
+             self._bucket_target, lambda r, c: storage_iam.iam_permissions(self, r, c)),
             ("GET", OBJECTS, "storage.objects.list", False, "storage.objects.list",
              self._bucket_target, self._object_list),
             ("GET", OBJECT, "storage.objects.get", False, "storage.objects.get",
@@ -217,7 +239,7 @@ class Storage(Module):
                 api=API_NAME,
                 method=method,
                 mutating=mutating,
-                permission=permission,
+                permission=permission or None,
                 target=target,
                 handler=handler,
             ),
@@ -236,12 +258,21 @@ class Storage(Module):
             raise HttpError(400, "Required parameter: project", reason="required")
         return Target(f"projects/{project}", project, noun="project")
 
+    def _holder(self, bucket: str) -> Callable[[str], set[str]]:
+        return lambda principal: self.permissions_of(principal, bucket)
+
     def _bucket_target(self, request: HttpRequest) -> Target:
         assert request.match is not None
         bucket = request.match["bucket"]
         owner = self.bucket_project(bucket)
         resource = BUCKET_RESOURCE_PREFIX + bucket
-        return Target(resource, owner, noun=BUCKET_NOUN, check_iam=owner is not None)
+        return Target(
+            resource,
+            owner,
+            noun=BUCKET_NOUN,
+            check_iam=owner is not None,
+            permissions=self._holder(bucket),
+        )
 
     def _object_target(self, request: HttpRequest) -> Target:
         assert request.match is not None
@@ -254,6 +285,7 @@ class Storage(Module):
             noun=OBJECT_NOUN,
             check_iam=owner is not None,
             iam_resource=BUCKET_RESOURCE_PREFIX + bucket,
+            permissions=self._holder(bucket),
         )
 
     def _upload_target(self, request: HttpRequest) -> Target:
@@ -268,6 +300,7 @@ class Storage(Module):
             noun=OBJECT_NOUN,
             check_iam=owner is not None,
             iam_resource=BUCKET_RESOURCE_PREFIX + bucket,
+            permissions=self._holder(bucket),
         )
 
     # -- buckets ------------------------------------------------------------------------------
@@ -328,7 +361,10 @@ class Storage(Module):
         names = sorted(
             name
             for name, bucket in self.buckets.items()
-            if bucket.project == owner and name.startswith(prefix) and name > after
+            if bucket.project == owner
+            and not bucket.managed
+            and name.startswith(prefix)
+            and name > after
         )
         document: dict[str, Any] = {"kind": "storage#buckets"}
         page = names[:size]
@@ -344,6 +380,8 @@ class Storage(Module):
             raise HttpError(409, "The bucket you tried to delete is not empty.", reason="conflict")
         del self.buckets[bucket.name]
         del self.objects[bucket.name]
+        # A bucket re-created under this name (by anyone) must not inherit the old grants.
+        self.emulator.iam.drop(BUCKET_RESOURCE_PREFIX + bucket.name)
         return HttpResponse(204)
 
     # -- objects ------------------------------------------------------------------------------

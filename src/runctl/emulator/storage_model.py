@@ -95,6 +95,8 @@ class BucketRecord:
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     metageneration: int = 1
+    # Google's bucket kept for `project` (Cloud Build's default logs bucket): no IAM parent.
+    managed: bool = False
 
     def resource(self, base: str, project_number: str) -> dict[str, Any]:
         if self.location in MULTI_REGIONS:
@@ -135,6 +137,7 @@ class BucketRecord:
             "created": self.created,
             "updated": self.updated,
             "metageneration": self.metageneration,
+            "managed": self.managed,
         }
 
     @classmethod

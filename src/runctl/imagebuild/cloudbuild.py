@@ -19,7 +19,7 @@ from runctl.apierrors import translate
 from runctl.config.model import Registry
 from runctl.errors import ApiError
 from runctl.gcp import Clients
-from runctl.imagebuild.logs import LogTail, LogUnreadable
+from runctl.imagebuild.logs import LogTail, LogUnreadable, unreadable_fix
 from runctl.ui import UI
 
 Status = cb.Build.Status
@@ -93,7 +93,11 @@ def cancel(clients: Clients, project: str, build_id: str) -> cb.Build:
 
 
 class Follower:
-    """Polls one build and its log until the build ends, printing each log line once."""
+    """Polls one build and its log until the build ends, printing each log line once.
+
+    A log the caller may not read (403) does not stop it: it warns once, with the fix, then
+    follows the build with GetBuild alone and prints each status it reaches.
+    """
 
     def __init__(self, clients: Clients, ui: UI, project: str, started: cb.Build) -> None:
         self.clients = clients
@@ -104,6 +108,7 @@ class Follower:
         if started.logs_bucket:
             self.tail = LogTail(clients.storage(), started.logs_bucket, started.id)
         self.streamed = False  # whether any log line reached the user
+        self._shown_status: int | None = None
 
     def _get(self) -> cb.Build:
         from google.api_core import exceptions
@@ -123,13 +128,21 @@ class Follower:
             return []
         try:
             return self.tail.finish() if final else self.tail.poll()
-        except LogUnreadable as err:
+        except LogUnreadable:
             self.ui.warn(
-                f"cannot read the build log at {self.tail.url} ({err}); following the status "
-                f"only. The log: {self.started.log_url}"
+                f"cannot read the build log at {self.tail.url} (permission denied): following "
+                "the build's status instead\n"
+                f"  {unreadable_fix(self.tail.bucket)}"
             )
             self.tail = None
             return []
+
+    def _show_status(self, build: cb.Build) -> None:
+        """Without a log to stream, each status the build reaches is the progress shown."""
+        if self.tail is not None or build.status == self._shown_status:
+            return
+        self._shown_status = build.status
+        self.ui.info(f"  status: {status_name(build)}")
 
     def _show(self, lines: list[str]) -> None:
         for line in lines:
@@ -148,7 +161,9 @@ class Follower:
             if current.status in TERMINAL:
                 # The status can be final before the log object has its last lines.
                 self._show(self._read(final=True))
+                self._show_status(current)
                 return current
+            self._show_status(current)
             if time.monotonic() + delay > deadline:
                 raise ApiError(
                     f"build {self.started.id} is still {status_name(current)} after "

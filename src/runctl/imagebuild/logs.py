@@ -13,6 +13,9 @@ from collections import deque
 from typing import Any
 
 KEPT_LINES = 200  # enough for the tail shown when a build fails
+# Cloud Build's default logs bucket, `NUMBER.cloudbuild-logs.googleusercontent.com`, is Google's:
+# only the project's basic roles (Viewer, Editor, Owner) may read it, never a predefined role.
+DEFAULT_LOGS_SUFFIX = ".cloudbuild-logs.googleusercontent.com"
 
 
 def log_object(logs_bucket: str, build_id: str) -> tuple[str, str]:
@@ -25,6 +28,21 @@ def log_object(logs_bucket: str, build_id: str) -> tuple[str, str]:
 
 class LogUnreadable(Exception):
     """The caller may not read the logs bucket (a 403): only the status can be followed."""
+
+
+def unreadable_fix(bucket: str) -> str:
+    """How to let the caller stream the log next time, for a log it may not read in `bucket`."""
+    if bucket.endswith(DEFAULT_LOGS_SUFFIX):
+        return (
+            "Cloud Build's default logs bucket is readable only by project viewers; to stream "
+            'the log, set [build] logs_bucket = "gs://BUCKET" in the project file (`runctl '
+            "bootstrap` creates it and lets the deployer read it), or grant the caller "
+            "roles/viewer on the project"
+        )
+    return (
+        f"to stream the log, let the caller read gs://{bucket} (`runctl bootstrap` grants the "
+        "deployer roles/storage.objectViewer on the configured [build] logs_bucket)"
+    )
 
 
 class LogTail:

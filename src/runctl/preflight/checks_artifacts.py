@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from runctl import git, parallel
 from runctl.errors import UsageError
+from runctl.imagebuild.pipeline import changed_files, locate
 from runctl.images import package_name
 from runctl.preflight import calls
 from runctl.preflight.checks_access import identity_of
@@ -64,8 +65,13 @@ def check_repository(inputs: Inputs) -> Result:
 
 
 def check_git(inputs: Inputs) -> Result:
-    """The commit to ship (a clean tree, else warn) and whether its image was built already."""
-    root = inputs.config.path.parent.resolve()
+    """The commit to ship (a clean tree, else warn) and whether its image was built already.
+
+    "Clean" means what `runctl build` means: no change under the build context that would reach
+    the archive (changes .gcloudignore excludes do not count).
+    """
+    config = inputs.config
+    root = config.path.parent.resolve()
     if git.toplevel(root) is None:
         return failed(
             f"{root} is not inside a git repository: runctl tags each image with its commit",
@@ -75,17 +81,24 @@ def check_git(inputs: Inputs) -> Result:
         sha = git.resolve_commit(root)
     except UsageError:
         return failed("the repository has no commit yet", "git add -A && git commit -m 'first'")
+    try:
+        dirty = changed_files(locate(config, "HEAD"))
+    except UsageError as err:
+        return failed(err.message, err.hint)
     lookup = _head_images(inputs, sha)
-    dirty = git.dirty_files(root)
     warnings: list[tuple[str, str]] = []
     if dirty:
         shown = ", ".join(dirty[:SHOWN_FILES])
         more = f" (+{len(dirty) - SHOWN_FILES} more)" if len(dirty) > SHOWN_FILES else ""
+        refuses = (
+            "`runctl build` builds it as <sha>-dirty-<hash> (build.allow_dirty), never as HEAD"
+            if config.build.allow_dirty
+            else "`runctl build` refuses a dirty tree unless --allow-dirty"
+        )
         warnings.append(
             (
                 f"{len(dirty)} uncommitted file{'s' if len(dirty) != 1 else ''}: {shown}{more}",
-                "commit them (git add -A && git commit); `runctl build` refuses a dirty tree "
-                "unless --allow-dirty",
+                f"commit them (git add -A && git commit); {refuses}",
             )
         )
     missing = sorted(n for n, d in lookup.digests.items() if d is None)

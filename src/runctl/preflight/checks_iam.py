@@ -9,6 +9,7 @@ from typing import Any
 
 from runctl import parallel
 from runctl.config.model import Config
+from runctl.imagebuild.upload import source_bucket
 from runctl.preflight import calls
 from runctl.preflight.checks_access import Identity, ProjectInfo, identity_of
 from runctl.preflight.model import Inputs, Result, failed, passed, warned
@@ -18,6 +19,9 @@ PUBLIC = "run.services.setIamPolicy"  # allow_unauthenticated grants allUsers th
 BUILD = "cloudbuild.builds.create"
 UPLOAD = "artifactregistry.repositories.uploadArtifacts"
 ACT_AS = "iam.serviceAccounts.actAs"
+SOURCE_UPLOAD = "storage.objects.create"  # `runctl build` uploads the source archive
+BUCKET_CREATE = "storage.buckets.create"  # ... to a bucket it creates if missing
+LOG_READ = "storage.objects.get"  # and streams the log from the [build] logs_bucket
 # A TestIamPermissions answer: the permissions held, or the error that prevented asking.
 Answer = set[str] | BaseException
 # The least role that grants each permission, as `runctl bootstrap` grants it.
@@ -29,6 +33,8 @@ ROLE_FOR = {
     BUILD: "roles/cloudbuild.builds.editor",
     UPLOAD: "roles/artifactregistry.writer",
     ACT_AS: "roles/iam.serviceAccountUser",
+    SOURCE_UPLOAD: "roles/storage.objectAdmin",
+    LOG_READ: "roles/storage.objectViewer",
 }
 
 
@@ -71,46 +77,74 @@ def _number(inputs: Inputs) -> str | None:
 @dataclass(frozen=True)
 class Missing:
     permission: str
-    where: str  # "project p", "repository r", "service account x@..."
+    where: str  # "project p", "repository r", "service account x@...", "bucket gs://b"
     grant: str  # the command that grants it
 
 
+@dataclass
+class Findings:
+    """What the permissions check found beyond "all held"."""
+
+    missing: list[Missing]
+    warnings: list[tuple[str, str | None]]  # (detail, fix): what cannot fail a deploy
+    notes: list[str]  # fine, but worth saying
+    total: int = 0  # permissions checked
+
+
 def check_permissions(inputs: Inputs) -> Result:
-    """TestIamPermissions answers for the caller: on the project for deploy and build, on the
-    repository for uploads, and on each runtime account for actAs, all at once. The project
-    answer also covers upload and actAs, for a repository or account that cannot be asked."""
+    """TestIamPermissions answers for the caller, all at once: on the project for deploy and
+    build, on the repository for uploads, on each runtime account for actAs, and on the build's
+    buckets (the source upload, the log). The project answer also covers a repository, account
+    or bucket that cannot be asked."""
     config, who = inputs.config, identity_of(inputs)
     clients = inputs.clients()
     project = config.project.id
     repo = config.registry.repository_name(project)
     accounts = sorted(runtime_accounts(config, _number(inputs)))
+    source = source_bucket(project)
+    logs = (config.build.logs_bucket or "").removeprefix("gs://").split("/", 1)[0]
     wanted = DEPLOY + ((PUBLIC,) if any(s.allow_unauthenticated for s in config.services) else ())
     wanted += (BUILD,)
 
     def ask(client: Any, resource: str, permissions: list[str]) -> Answer:
         return _held(
-            lambda: client.test_iam_permissions(
-                request={"resource": resource, "permissions": permissions}, **calls.options()
+            lambda: (
+                client.test_iam_permissions(
+                    request={"resource": resource, "permissions": permissions}, **calls.options()
+                ).permissions
             )
         )
 
+    def ask_bucket(bucket: str, permissions: list[str]) -> Answer:
+        handle = clients.storage().bucket(bucket)
+        return _held(lambda: handle.test_iam_permissions(permissions, timeout=calls.CALL_TIMEOUT))
+
+    on_project = [*wanted, UPLOAD, ACT_AS, SOURCE_UPLOAD, BUCKET_CREATE]
     jobs: list[Callable[[], Answer]] = [
-        lambda: ask(clients.projects(), f"projects/{project}", [*wanted, UPLOAD, ACT_AS]),
+        lambda: ask(clients.projects(), f"projects/{project}", on_project),
         lambda: ask(clients.artifact_registry(), repo, [UPLOAD]),
+        lambda: ask_bucket(source, [SOURCE_UPLOAD]),
     ]
+    if logs:
+        jobs.append(lambda: ask_bucket(logs, [LOG_READ]))
     jobs += [
         functools.partial(ask, clients.iam_admin(), account_resource(e), [ACT_AS]) for e in accounts
     ]
-    project_answer, repo_answer, *account_answers = parallel.map_concurrent(
-        lambda job: job(), jobs, limit=16
-    )
+    answers = parallel.map_concurrent(lambda job: job(), jobs, limit=16)
+    project_answer, repo_answer, source_answer = answers[:3]
+    logs_answer = answers[3] if logs else None
+    account_answers = answers[4:] if logs else answers[3:]
     if isinstance(project_answer, BaseException):
         return failed(*calls.problem(project_answer, action="testing the caller's permissions"))
-    missing = [
-        Missing(p, f"project {project}", _grant_project(config, p, who))
-        for p in wanted
-        if p not in project_answer
-    ]
+    found = Findings(
+        [
+            Missing(p, f"project {project}", _grant_project(config, p, who))
+            for p in wanted
+            if p not in project_answer
+        ],
+        [],
+        [],
+    )
     targets = [
         (
             UPLOAD,
@@ -123,20 +157,95 @@ def check_permissions(inputs: Inputs) -> Result:
         (ACT_AS, f"service account {email}", answer, _grant_account(email, project, who))
         for email, answer in zip(accounts, account_answers, strict=True)
     ]
-    doubts: list[str] = []
     for permission, where, answer, grant in targets:
-        if isinstance(answer, set):
-            held = permission in answer
-        else:
-            # The resource could not be asked (missing, or its API is off): a grant on the
-            # project would still reach it once it exists.
-            held = permission in project_answer
-            if not held and not _is_not_found(answer):
-                doubts.append(f"{permission} on {where} (not checked: {_short(answer)})")
-                continue
-        if not held:
-            missing.append(Missing(permission, where, grant))
-    return _permissions_result(config, who, missing, doubts, len(wanted) + len(targets))
+        _judge(found, project_answer, permission, where, answer, grant)
+    _judge_source(found, config, who, project_answer, source_answer)
+    if logs_answer is not None:
+        _judge_logs(found, config, who, logs, logs_answer)
+    found.total = len(wanted) + len(targets) + 1 + (1 if logs else 0)
+    return _permissions_result(config, who, found)
+
+
+def _judge(
+    found: Findings,
+    project_answer: set[str],
+    permission: str,
+    where: str,
+    answer: Answer,
+    grant: str,
+) -> None:
+    if isinstance(answer, set):
+        held = permission in answer
+    else:
+        # The resource could not be asked (missing, or its API is off): a grant on the
+        # project would still reach it once it exists.
+        held = permission in project_answer
+        if not held and not _is_not_found(answer):
+            found.warnings.append(
+                (
+                    f"{permission} on {where} not checked: {_short(answer)}",
+                    "re-run once the APIs are enabled (runctl bootstrap)",
+                )
+            )
+            return
+    if not held:
+        found.missing.append(Missing(permission, where, grant))
+
+
+def _judge_source(
+    found: Findings, config: Config, who: Identity, project_answer: set[str], answer: Answer
+) -> None:
+    """`runctl build` uploads to gs://<project>_cloudbuild, creating it when it is missing."""
+    bucket = source_bucket(config.project.id)
+    if not _is_not_found(answer):
+        grant = _grant_bucket(bucket, who, SOURCE_UPLOAD)
+        _judge(found, project_answer, SOURCE_UPLOAD, f"bucket gs://{bucket}", answer, grant)
+        return
+    if BUCKET_CREATE in project_answer:
+        found.notes.append(f"gs://{bucket} does not exist yet: the first build creates it")
+        return
+    create = (
+        f"gcloud storage buckets create gs://{bucket} --project={config.project.id} "
+        f"--location={config.registry.location} && "
+    )
+    found.missing.append(
+        Missing(
+            BUCKET_CREATE,
+            f"project {config.project.id} (gs://{bucket}, where builds upload the source, does "
+            "not exist; runctl bootstrap creates it)",
+            create + _grant_bucket(bucket, who, SOURCE_UPLOAD),
+        )
+    )
+
+
+def _judge_logs(
+    found: Findings, config: Config, who: Identity, bucket: str, answer: Answer
+) -> None:
+    """The [build] logs_bucket: Cloud Build refuses a missing one; an unreadable one only stops
+    the log from streaming, which is worth a warning, not a failure."""
+    if _is_not_found(answer):
+        found.missing.append(
+            Missing(
+                "",
+                f"gs://{bucket} ([build] logs_bucket) does not exist: Cloud Build refuses builds "
+                "that name it",
+                f"runctl bootstrap (it creates it), or: gcloud storage buckets create "
+                f"gs://{bucket} --project={config.project.id} "
+                f"--location={config.registry.location}",
+            )
+        )
+    elif isinstance(answer, set) and LOG_READ not in answer:
+        found.warnings.append(
+            (
+                f"{who.who} lacks {LOG_READ} on gs://{bucket} ([build] logs_bucket): builds run, "
+                "but their log will not stream",
+                _grant_bucket(bucket, who, LOG_READ),
+            )
+        )
+    elif isinstance(answer, BaseException):
+        found.warnings.append(
+            (f"reading build logs from gs://{bucket} not checked: {_short(answer)}", None)
+        )
 
 
 def _held(call: Callable[[], Any]) -> Answer:
@@ -144,12 +253,12 @@ def _held(call: Callable[[], Any]) -> Answer:
     from google.api_core import exceptions
 
     try:
-        return set(call().permissions)
+        return set(call())
     except exceptions.GoogleAPICallError as err:
         return err
 
 
-def _is_not_found(err: BaseException) -> bool:
+def _is_not_found(err: Answer) -> bool:
     from google.api_core import exceptions
 
     return isinstance(err, exceptions.NotFound)
@@ -162,12 +271,17 @@ def _short(err: BaseException) -> str:
     return getattr(err, "message", None) or str(err)
 
 
-def _permissions_result(
-    config: Config, who: Identity, missing: list[Missing], doubts: list[str], total: int
-) -> Result:
-    if not missing and not doubts:
-        return passed(f"{who.who} holds all {total} permissions deploy and build need")
-    grants = list(dict.fromkeys(m.grant for m in missing))
+def _describe(who: Identity, missing: Missing) -> str:
+    if not missing.permission:  # a problem that is not a permission (a missing bucket)
+        return missing.where
+    return f"{who.who} lacks {missing.permission} on {missing.where}"
+
+
+def _permissions_result(config: Config, who: Identity, found: Findings) -> Result:
+    if not found.missing and not found.warnings:
+        notes = "".join(f"; {n}" for n in found.notes)
+        return passed(f"{who.who} holds all {found.total} permissions deploy and build need{notes}")
+    grants = list(dict.fromkeys(m.grant for m in found.missing))
     deployer = config.bootstrap.deployer
     if deployer and who.who.endswith(f":{deployer}"):
         lead = "ask a project owner to run `runctl bootstrap` (it grants bootstrap.deployer these)"
@@ -176,11 +290,13 @@ def _permissions_result(
             "ask a project owner to run `runctl bootstrap` with bootstrap.deployer set to this "
             "account, or to grant"
         )
-    fix = "\n".join([lead + ":", *grants]) if grants else None
-    detail = "; ".join([f"{who.who} lacks {m.permission} on {m.where}" for m in missing] + doubts)
-    if missing:
+    fixes = [lead + ":", *grants] if grants else []
+    fixes += [f for _, f in found.warnings if f]
+    detail = "; ".join([_describe(who, m) for m in found.missing] + [d for d, _ in found.warnings])
+    fix = "\n".join(dict.fromkeys(fixes)) or None
+    if found.missing:
         return failed(detail, fix)
-    return warned(detail, "re-run once the APIs are enabled (runctl bootstrap)")
+    return warned(detail, fix)
 
 
 def _grant_project(config: Config, permission: str, who: Identity) -> str:
@@ -198,6 +314,13 @@ def _grant_repository(config: Config, who: Identity) -> str:
         f"gcloud artifacts repositories add-iam-policy-binding {registry.repository} "
         f"--location={registry.location} --project={config.project.id} --member={who.member} "
         f"--role={ROLE_FOR[UPLOAD]}"
+    )
+
+
+def _grant_bucket(bucket: str, who: Identity, permission: str) -> str:
+    return (
+        f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member={who.member} "
+        f"--role={ROLE_FOR[permission]}"
     )
 
 

@@ -4,8 +4,11 @@ ENABLED state, and its runtime service account may read it.
 Versions are listed with `filter=state:ENABLED` rather than resolving `latest`: Secret Manager's
 `latest` is the newest *created* version whatever its state, while runctl pins the newest
 *enabled* one. Whether the runtime account (not the caller) may access the secret cannot be asked
-with TestIamPermissions, which answers for the caller only; preflight reads the secret's and the
-project's IAM policies and evaluates them for that account (see iameval).
+with TestIamPermissions, which answers for the caller only; preflight reads the secret's IAM
+policy and evaluates it for that account (see iameval), and reads the project's policy only when
+the secret's own does not settle it: a grant on the secret needs nothing more, and a
+least-privilege deployer (roles/secretmanager.viewer on the secret) may read that policy but not
+the project's.
 """
 
 from __future__ import annotations
@@ -93,24 +96,47 @@ def check_secrets(inputs: Inputs) -> Result:
             **calls.options(),
         )
 
-    # Everything independent at once: versions and policy of each secret, the project policy.
-    jobs: list[Callable[[], Any]] = [
-        functools.partial(_attempt, policy, clients.projects(), f"projects/{project}")
-    ]
+    # Everything independent at once: versions and policy of each secret.
+    jobs: list[Callable[[], Any]] = []
     for secret in names:
         jobs.append(functools.partial(_attempt, versions, secret))
         jobs.append(functools.partial(_attempt, policy, sm, f"projects/{project}/secrets/{secret}"))
     answers = parallel.map_concurrent(lambda job: job(), jobs, limit=16)
-    project_policy = answers[0]
+    enabled_of = dict(zip(names, answers[0::2], strict=True))
+    policy_of = dict(zip(names, answers[1::2], strict=True))
+    project_policy: Any = None
+    if _project_policy_needed(used, enabled_of, policy_of):
+        project_policy = _attempt(policy, clients.projects(), f"projects/{project}")
     findings = Findings([], [], {})
-    states = _pinned_states(inputs, used, dict(zip(names, answers[1::2], strict=True)))
-    for index, secret in enumerate(names):
-        enabled, secret_policy = answers[1 + 2 * index], answers[2 + 2 * index]
-        if not _versions_findings(config, secret, used[secret], enabled, states, findings):
+    states = _pinned_states(inputs, used, enabled_of)
+    for secret in names:
+        if not _versions_findings(
+            config, secret, used[secret], enabled_of[secret], states, findings
+        ):
             continue
-        policies = [(f"secret {secret}", secret_policy), (f"project {project}", project_policy)]
+        policies = [(f"secret {secret}", policy_of[secret])]
+        if project_policy is not None:
+            policies.append((f"project {project}", project_policy))
         _access_findings(config, secret, used[secret], policies, findings)
     return findings.result()
+
+
+def _project_policy_needed(
+    used: Mapping[str, list[Consumer]], enabled: Mapping[str, Any], policies: Mapping[str, Any]
+) -> bool:
+    """Whether some runtime account's access is not settled by its secret's own policy."""
+    from google.api_core import exceptions
+
+    for secret, users in used.items():
+        if isinstance(enabled.get(secret), exceptions.NotFound):
+            continue  # nothing to access
+        policy = policies.get(secret)
+        if isinstance(policy, BaseException):
+            return True
+        for account in {c.account for c in users if c.account}:
+            if not iameval.evaluate(f"serviceAccount:{account}", [("", policy)]).granted:
+                return True
+    return False
 
 
 def _attempt(func: Callable[..., T], *args: Any) -> T | BaseException:
@@ -230,7 +256,9 @@ def _access_findings(
             continue
         access = iameval.evaluate(f"serviceAccount:{account}", readable)
         if access.granted:
-            findings.ok(secret, f"readable by {account}")
+            # A grant found on the secret's own policy settles it: the project's policy (which
+            # a least-privilege deployer may not read) could only add to it.
+            findings.ok(secret, f"readable by {account} ({access.granted_by})")
         elif unreadable or access.unverifiable:
             reasons = unreadable + [f"{d}, not verifiable" for d in access.unverifiable]
             findings.warns.append(
