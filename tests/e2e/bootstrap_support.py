@@ -16,7 +16,8 @@ import pytest
 
 from runctl.emulator.core import Emulator
 
-from .conftest import BASE_CONFIG, PROJECT_ID, CliResult, Project, admin
+from .conftest import BASE_CONFIG, PROJECT_ID, CliResult, Project, run_cli
+from .conftest import clear_calls as clear_calls  # re-exported for the bootstrap tests
 
 DEPLOYER = f"deployer@{PROJECT_ID}.iam.gserviceaccount.com"
 DEPLOYER_MEMBER = f"serviceAccount:{DEPLOYER}"
@@ -45,24 +46,11 @@ def fresh_fixture(tmp_path: Path, emulator: Emulator) -> Iterator[Project]:
 @pytest.fixture(name="fresh_cli")
 def fresh_cli_fixture(capsys: pytest.CaptureFixture[str], fresh: Project) -> Any:
     """Run `runctl ARGS` in-process against the fresh project's config."""
-    from runctl.cli import main
 
     def run(*args: str) -> CliResult:
-        argv = ["-c", str(fresh.config), "--no-color", *args]
-        capsys.readouterr()
-        try:
-            main(argv)
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
+        return run_cli(capsys, fresh.config, *args)
 
     return run
-
-
-def clear_calls(emulator: Emulator) -> None:
-    admin(emulator, "DELETE", "/_emulator/calls")
 
 
 def project_policy(clients: Any) -> Any:

@@ -70,6 +70,25 @@ def admin(emu: Emulator, method: str, path: str, body: object | None = None) -> 
         return json.loads(response.read())
 
 
+def clear_calls(emu: Emulator) -> None:
+    admin(emu, "DELETE", "/_emulator/calls")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], config: Path | None, *args: str) -> CliResult:
+    """`runctl [-c CONFIG] --no-color ARGS` in-process: the emulator lives in this process."""
+    from runctl.cli import main
+
+    argv = (["-c", str(config)] if config is not None else []) + ["--no-color", *args]
+    capsys.readouterr()
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return CliResult(code, captured.out, captured.err)
+
+
 def calls(emu: Emulator) -> list[dict[str, Any]]:
     return admin(emu, "GET", "/_emulator/calls")  # type: ignore[no-any-return]
 
@@ -158,17 +177,8 @@ def grant_secret_access(clients: Any, secret: str, email: str) -> None:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], project: Project) -> Any:
     """Run `runctl ARGS` in-process with the project's config; returns a CliResult."""
-    from runctl.cli import main
 
     def run(*args: str, config: bool = True) -> CliResult:
-        argv = (["-c", str(project.config)] if config else []) + ["--no-color", *args]
-        capsys.readouterr()
-        try:
-            main(argv)
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
+        return run_cli(capsys, project.config if config else None, *args)
 
     return run

@@ -13,27 +13,12 @@ from typing import Any
 
 import pytest
 
-from .conftest import BASE_CONFIG, CliResult, Project, admin, mutating
+from .conftest import BASE_CONFIG, Project, mutating
+from .conftest import clear_calls as clear_calls  # re-exported for the preflight tests
+from .conftest import run_cli as run_cli
 
 DEPLOYER = "deployer@test-project.iam.gserviceaccount.com"
 FRESH_CONFIG = BASE_CONFIG + f'\n[bootstrap]\ndeployer = "{DEPLOYER}"\n'
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> CliResult:
-    from runctl.cli import main
-
-    capsys.readouterr()
-    try:
-        main(["-c", str(config), "--no-color", *args])
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return CliResult(code, captured.out, captured.err)
-
-
-def clear_calls(emulator: Any) -> None:
-    admin(emulator, "DELETE", "/_emulator/calls")
 
 
 def checks_by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 from google.cloud import run_v2
 
 from .conftest import PROJECT_ID, RUNTIME_SA, admin
+from .conftest import clear_calls as clear_calls  # re-exported for the rotate tests
 
 SECRET = f"projects/{PROJECT_ID}/secrets/db-url"
 FRESH_APP = Path(__file__).resolve().parents[1] / "apps" / "fresh_app.py"
@@ -116,10 +117,6 @@ def inject(
     if message is not None:
         body["message"] = message
     admin(emulator, "POST", "/_emulator/faults", body)
-
-
-def clear_calls(emulator: Any) -> None:
-    admin(emulator, "DELETE", "/_emulator/calls")
 
 
 def versions(clients: Any, secret: str = "db-url") -> dict[int, str]:

@@ -6,7 +6,6 @@ import io
 import os
 import re
 import tarfile
-import urllib.request
 from typing import Any
 
 import pytest
@@ -14,17 +13,11 @@ from google.cloud.devtools import cloudbuild_v1 as cb
 
 from runctl.errors import ExitCode
 
-from .conftest import IMAGE, PROJECT_ID, REGION, calls, mutating
+from .conftest import IMAGE, PROJECT_ID, REGION, calls, clear_calls, mutating
 
 REPO = f"projects/{PROJECT_ID}/locations/{REGION}/repositories/apps"
 GET_TAG = "google.devtools.artifactregistry.v1.ArtifactRegistry/GetTag"
 UPLOAD = "storage.objects.insert"
-
-
-def clear_calls(emulator: Any) -> None:
-    urllib.request.urlopen(
-        urllib.request.Request(emulator.http_base + "/_emulator/calls", method="DELETE")
-    )
 
 
 def change(project: Any, name: str = "app.py", text: str = "print('v2')\n") -> str:

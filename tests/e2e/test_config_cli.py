@@ -56,8 +56,10 @@ def test_validate_without_env_checks_every_overlay(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     path = tmp_path / "runctl.toml"
-    path.write_text(BROKEN.replace('memory = "8Gi"\nmemroy = "1Gi"\n', "max_instances = 3\n")
-                    + "[env.prod]\nservices.api.min_instances = 5\n")
+    path.write_text(
+        BROKEN.replace('memory = "8Gi"\nmemroy = "1Gi"\n', "max_instances = 3\n")
+        + "[env.prod]\nservices.api.min_instances = 5\n"
+    )
     code, _, err = run(capsys, "-c", str(path), "config", "validate")
     assert code == 2
     assert f"{path}:12:14: services.api.min_instances: min_instances (5) must not exceed" in err
@@ -71,7 +73,7 @@ def test_invalid_file_exits_2_with_locations_and_no_traceback(
     assert code == 2
     assert out == ""
     assert "error: the project file is invalid:" in err
-    assert f"{broken}:10:1: services.api.memory: memory \"8Gi\" with cpu \"1\"" in err
+    assert f'{broken}:10:1: services.api.memory: memory "8Gi" with cpu "1"' in err
     assert f'{broken}:11:1: services.api.memroy: unknown key "memroy"' in err
     assert 'did you mean "memory"?' in err
     assert "Traceback" not in err
@@ -141,13 +143,29 @@ def test_schema_is_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_validate_imports_no_google_or_grpc() -> None:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "runctl", "config", "validate",
-         "-c", str(EXAMPLE)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "runctl",
+            "config",
+            "validate",
+            "-c",
+            str(EXAMPLE),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    modules = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
-               if line.startswith("import time:")]
+    modules = [
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    ]
     assert "runctl.config.loader" in modules
     heavy = [m for m in modules if m.split(".")[0] in {"grpc", "google", "rich"}]
     assert heavy == []

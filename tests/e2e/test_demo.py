@@ -10,6 +10,8 @@ import pytest
 
 from runctl.errors import ExitCode
 
+from .conftest import run_cli
+
 EXPECTED = [
     ("preflight", ExitCode.PREFLIGHT),
     ("bootstrap", ExitCode.OK),
@@ -44,18 +46,11 @@ def demo_dirs() -> set[str]:
     return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("runctl-demo-")}
 
 
-@pytest.fixture
-def run_cli(capsys):
-    from runctl.cli import main
-
+@pytest.fixture(name="run_cli")
+def run_cli_fixture(capsys):
     def run(*args: str) -> tuple[int, str, str]:
-        try:
-            main(["--no-color", *args])
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
+        result = run_cli(capsys, None, *args)
+        return result.code, result.out, result.err
 
     return run
 

@@ -8,7 +8,7 @@ import urllib.request
 
 from runctl.errors import ExitCode
 
-from .conftest import BASE_CONFIG, PROJECT_ID, REGION, calls, mutating
+from .conftest import BASE_CONFIG, PROJECT_ID, REGION, calls, clear_calls, mutating
 
 SERVICE = f"projects/{PROJECT_ID}/locations/{REGION}/services/api"
 
@@ -63,12 +63,6 @@ def test_changed_memory_shows_in_the_plan_and_lands(cli, project, clients):
     assert "~ memory: 512Mi → 1Gi" in result.err
     service = clients.run_services().get_service(name=SERVICE)
     assert service.template.containers[0].resources.limits["memory"] == "1Gi"
-
-
-def clear_calls(emulator):
-    urllib.request.urlopen(
-        urllib.request.Request(emulator.http_base + "/_emulator/calls", method="DELETE")
-    )
 
 
 def test_dry_run_validates_and_changes_nothing(cli, project, emulator):
