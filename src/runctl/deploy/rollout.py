@@ -90,6 +90,7 @@ class Rollout:
         self.options = options
         self.services = clients.run_services()
         self.revisions = clients.run_revisions()
+        self.waiter = lro.run_waiter(self.services)
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -166,7 +167,7 @@ class Rollout:
         try:
             op = self.services.create_service(parent=parent, service=desired, service_id=service_id)
             outcome.applied = True
-            outcome.service = lro.wait(op, what=f"creating {outcome.target}")
+            outcome.service = lro.wait(op, what=f"creating {outcome.target}", waiter=self.waiter)
         except exceptions.GoogleAPICallError as err:
             self._revision_failed_or_raise(outcome, name, err, f"creating {outcome.target}")
             return
@@ -191,7 +192,7 @@ class Rollout:
         try:
             op = self.services.update_service(service=desired)
             outcome.applied = True
-            outcome.service = lro.wait(op, what=f"updating {outcome.target}")
+            outcome.service = lro.wait(op, what=f"updating {outcome.target}", waiter=self.waiter)
         except exceptions.GoogleAPICallError as err:
             if is_etag_conflict(err):
                 raise translate(err, action=f"updating {outcome.target}") from err
@@ -383,7 +384,9 @@ class Rollout:
             traffic.record_serving(desired, serving)
         try:
             op = self.services.update_service(service=desired)
-            outcome.service = lro.wait(op, what=f"routing traffic for {outcome.target}")
+            outcome.service = lro.wait(
+                op, what=f"routing traffic for {outcome.target}", waiter=self.waiter
+            )
         except exceptions.GoogleAPICallError as err:
             raise translate(err, action=f"routing traffic for {outcome.target}") from err
         self._say(outcome, message)

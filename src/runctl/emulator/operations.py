@@ -291,6 +291,8 @@ class Operations:
         deadline = time.monotonic() + timeout
         with self.emulator.lock:
             record = self.get(request.name)
+            # A client waiting on the server stands for every poll it would otherwise make.
+            record.polls = max(record.polls, record.polls_needed - 1)
             self._refresh(record, polled=True)
         while True:
             with self.emulator.lock:
