@@ -1,4 +1,4 @@
-from runctl.cli import main
+from runctl.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

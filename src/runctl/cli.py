@@ -77,6 +77,12 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"runctl {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
@@ -98,11 +104,13 @@ def _global_options(
         bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")
     ] = False,
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
-    if version:
-        print(f"runctl {__version__}")
-        raise typer.Exit(0)
     color = False if (no_color or os.environ.get("NO_COLOR")) else None
     ui = UI(json_mode=json_output, verbose=verbose, quiet=quiet, color=color)
     ctx.obj = AppContext(ui=ui, config_path=config, env=env, yes=yes)
@@ -485,9 +493,33 @@ def demo(
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; ends with SystemExit(code) (tests call this in-process)."""
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=args, prog_name="runctl")
     except KeyboardInterrupt:
         print("Interrupted (^C)", file=sys.stderr)
         sys.exit(int(ExitCode.INTERRUPTED))
+
+
+def entry() -> None:
+    """The `runctl` console script: `main`, then exit without interpreter teardown.
+
+    Once the command has finished and its output is flushed, tearing down grpc, protobuf and
+    thousands of modules costs ~0.1 s and achieves nothing for a short-lived CLI.
+    """
+    code: int = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        if isinstance(exit_.code, int) or exit_.code is None:
+            code = int(exit_.code or 0)
+        else:  # sys.exit("message"): print it as Python would
+            print(exit_.code, file=sys.stderr)
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
