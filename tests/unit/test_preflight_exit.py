@@ -78,13 +78,15 @@ def test_unknown_check_id_suggests_the_nearest():
     assert catalog.validate_selection(["git", "git", "apis"]) == ["git", "apis"]
 
 
-def test_catalog_graph_runs_api_checks_only_after_the_project():
+def test_catalog_graph_gates_api_checks_on_the_project_without_waiting_for_it():
     checks = catalog.build(lambda: None)  # type: ignore[arg-type,return-value]
     by_id = {c.id: c for c in checks}
     order = [c.id for c in checks]
     for check in checks:
         assert all(order.index(d) < order.index(check.id) for d in check.waits_for), check.id
     for api_check in ("apis", "repository", "permissions", "service-accounts", "secrets"):
-        assert "project" in by_id[api_check].needs
+        assert by_id[api_check].gated_by == ("project",)
+        assert "project" not in by_id[api_check].waits_for
+        assert "credentials" in by_id[api_check].needs
     assert set(by_id["image-size"].needs) == {"git", "repository"}
     assert by_id["secrets"].apis == ("secretmanager.googleapis.com",)

@@ -193,3 +193,51 @@ def test_a_missing_dependency_or_a_cycle_is_a_wiring_error():
     cycle = [Check("a", "A", noop, needs=("b",)), Check("b", "B", noop, needs=("a",))]
     with pytest.raises(ValueError, match="cycle"):
         run_checks(cycle, no_clients)  # type: ignore[arg-type]
+
+
+def test_a_gated_check_runs_alongside_its_gate_and_becomes_a_skip_when_it_fails():
+    started = threading.Event()
+
+    def gate(inputs: Inputs) -> Result:
+        # The gated check has started before the gate finishes: they overlap.
+        assert started.wait(2), "the gated check waited for its gate"
+        return failed("unreachable", "fix it")
+
+    def gated(inputs: Inputs) -> Result:
+        started.set()
+        return passed("read something")
+
+    checks = [
+        Check("project", "P", gate),
+        Check("repository", "R", gated, gated_by=("project",)),
+        Check("image-size", "I", returning(passed("small")), needs=("repository",)),
+    ]
+    assert statuses(checks) == {
+        "project": ("fail", "unreachable"),
+        "repository": ("skip", "project failed"),
+        "image-size": ("skip", "project failed"),
+    }
+
+
+def test_a_passing_gate_keeps_what_the_gated_check_found():
+    checks = [
+        Check("project", "P", returning(passed("ok"), delay=0.05)),
+        Check("repository", "R", returning(warned("old", "fix")), gated_by=("project",)),
+    ]
+    assert statuses(checks)["repository"] == ("warn", "old")
+
+
+def test_a_read_shared_by_checks_is_made_once():
+    made: list[int] = []
+
+    def read() -> int:
+        made.append(1)
+        time.sleep(0.05)
+        return 42
+
+    def check(inputs: Inputs) -> Result:
+        return passed(str(inputs.memo.get("project", read)))
+
+    checks = [Check(f"c{i}", "C", check) for i in range(4)]
+    assert {detail for _, detail in statuses(checks).values()} == {"42"}
+    assert made == [1]

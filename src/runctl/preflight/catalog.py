@@ -1,16 +1,20 @@
 """The checks, in the order they are reported, and the dependency graph between them.
 
-    config ─┬─ credentials ── project ─┬─ apis ┄┄┄┄ (gates the checks that call an API)
-            │                          ├─ repository ─────────┐
-            │                          ├─ permissions         │
-            │                          ├─ service-accounts    │
-            │                          └─ secrets             │
-            ├─ git ┄┄ (uses project, apis) ──────────── image-size
+    config ─┬─ credentials ─┬─ project ┄┄┄┄ (gates the checks below, without being waited for)
+            │               ├─ apis ┄┄┄┄┄┄┄ (gates the checks that call an API, the same way)
+            │               ├─ repository ─────────┐
+            │               ├─ permissions         │
+            │               ├─ service-accounts    │
+            │               ├─ secrets             │
+            │               └┄ git ──────────────── image-size
             ├─ dockerfile
             └─ healthz
 
 Solid lines are `needs` (skip unless it passed or warned); dotted ones are `uses` (wait, read
-its data, run regardless). Checks whose dependencies are done start at once, concurrently.
+its data, run regardless). Checks whose dependencies are done start at once, concurrently. The
+`project` and `apis` gates are applied without waiting: the checks they gate only read, so they
+run alongside and become skips if the project is unreachable or their API is disabled. Every
+API check then starts right after `credentials`, and their imports and calls overlap.
 """
 
 from __future__ import annotations
@@ -49,32 +53,42 @@ def build(load_config: Callable[[], Config]) -> tuple[Check, ...]:
         Check("config", "Project file", checks_local.config_check(load_config, IDS)),
         Check("credentials", "Credentials", checks_access.check_credentials, needs=("config",)),
         Check("project", "Project", checks_access.check_project, needs=("credentials",)),
-        Check("apis", "Required APIs", checks_access.check_apis, needs=("project",)),
+        Check(
+            "apis",
+            "Required APIs",
+            checks_access.check_apis,
+            needs=("credentials",),
+            gated_by=("project",),
+        ),
         Check(
             "repository",
             "Artifact Registry repository",
             checks_artifacts.check_repository,
-            needs=("project",),
+            needs=("credentials",),
+            gated_by=("project",),
             apis=(ar,),
         ),
         Check(
             "permissions",
             "Caller may build and deploy",
             checks_iam.check_permissions,
-            needs=("project",),
+            needs=("credentials",),
+            gated_by=("project",),
         ),
         Check(
             "service-accounts",
             "Runtime service accounts",
             checks_iam.check_service_accounts,
-            needs=("project",),
+            needs=("credentials",),
+            gated_by=("project",),
             apis=(iam,),
         ),
         Check(
             "secrets",
             "Secrets",
             secrets.check_secrets,
-            needs=("project",),
+            needs=("credentials",),
+            gated_by=("project",),
             apis=(sm,),
         ),
         Check(
@@ -82,7 +96,9 @@ def build(load_config: Callable[[], Config]) -> tuple[Check, ...]:
             "Commit and its image",
             checks_artifacts.check_git,
             needs=("config",),
-            uses=("project", "apis"),
+            # Neither `project` nor `apis`: a lookup that cannot be made says why in its own
+            # error, and the working-tree part never depends on the cloud.
+            uses=("credentials",),
         ),
         Check("dockerfile", "Dockerfile port", checks_local.check_dockerfile, needs=("config",)),
         Check("healthz", "Healthz and startup", checks_local.check_healthz, needs=("config",)),

@@ -127,6 +127,36 @@ def _first_line(err: BaseException) -> str:
 # -- project -----------------------------------------------------------------------------------
 
 
+def read_project(inputs: Inputs) -> Any:
+    """GetProject, made once per run whichever check asks first."""
+    project = inputs.config.project.id
+
+    def read() -> Any:
+        return (
+            inputs.clients().projects().get_project(name=f"projects/{project}", **calls.options())
+        )
+
+    return inputs.memo.get("project", read)
+
+
+def project_info(inputs: Inputs) -> ProjectInfo | None:
+    """The project's id and number: from the `project` check if it finished, else read (once).
+
+    Checks gated by `project` run alongside it; they need the number only to name the Compute
+    Engine default service account of a service that sets none.
+    """
+    info = inputs.data("project", ProjectInfo)
+    if info is not None:
+        return info
+    from google.api_core import exceptions
+
+    try:
+        found = read_project(inputs)
+    except exceptions.GoogleAPICallError:
+        return None  # the project check reports it; the gate then skips the asker
+    return ProjectInfo(inputs.config.project.id, found.name.rsplit("/", 1)[-1])
+
+
 def check_project(inputs: Inputs) -> Result:
     from google.api_core import exceptions
     from google.cloud import resourcemanager_v3
@@ -134,9 +164,7 @@ def check_project(inputs: Inputs) -> Result:
     config, who = inputs.config, identity_of(inputs)
     project = config.project.id
     try:
-        found = (
-            inputs.clients().projects().get_project(name=f"projects/{project}", **calls.options())
-        )
+        found = read_project(inputs)
     except (exceptions.PermissionDenied, exceptions.NotFound):
         env = f" (--env {config.env_name})" if config.env_name else ""
         return failed(

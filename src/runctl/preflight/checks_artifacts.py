@@ -11,7 +11,7 @@ from runctl.errors import UsageError
 from runctl.imagebuild.pipeline import changed_files, locate
 from runctl.images import package_name
 from runctl.preflight import calls
-from runctl.preflight.checks_access import identity_of
+from runctl.preflight.checks_access import identity_of, read_project
 from runctl.preflight.model import Inputs, Result, failed, passed, skipped, warned
 from runctl.preflight.runner import EnabledApis
 
@@ -135,6 +135,10 @@ def _head_images(inputs: Inputs, sha: str) -> Lookup:
     if project_status is not None and not project_status.satisfies:
         verb = "failed" if project_status.value == "fail" else "skipped"
         return Lookup({}, not_checked=f"project {verb}")
+    try:
+        read_project(inputs)  # shared with the project check: one GetProject per run
+    except exceptions.GoogleAPICallError:
+        return Lookup({}, not_checked="project failed")
     apis = inputs.data("apis", EnabledApis)
     if apis is not None and ARTIFACT_REGISTRY not in apis.names:
         return Lookup({}, not_checked=f"{ARTIFACT_REGISTRY} is not enabled")

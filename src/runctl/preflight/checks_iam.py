@@ -11,7 +11,7 @@ from runctl import parallel
 from runctl.config.model import Config
 from runctl.imagebuild.upload import source_bucket
 from runctl.preflight import calls
-from runctl.preflight.checks_access import Identity, ProjectInfo, identity_of
+from runctl.preflight.checks_access import Identity, identity_of, project_info
 from runctl.preflight.model import Inputs, Result, failed, passed, warned
 
 DEPLOY = ("run.services.create", "run.services.update", "run.services.get")
@@ -67,7 +67,10 @@ def account_resource(email: str) -> str:
 
 
 def _number(inputs: Inputs) -> str | None:
-    info = inputs.data("project", ProjectInfo)
+    """Needed only for a service without `service_account` (the Compute Engine default)."""
+    if all(s.service_account for s in inputs.config.services):
+        return None
+    info = project_info(inputs)
     return info.number if info else None
 
 

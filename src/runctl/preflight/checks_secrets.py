@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from runctl import parallel
 from runctl.config.model import Config, SecretRef
 from runctl.preflight import calls, iameval
-from runctl.preflight.checks_access import ProjectInfo
+from runctl.preflight.checks_access import project_info
 from runctl.preflight.checks_iam import default_account
 from runctl.preflight.model import Inputs, Result, failed, passed, warned
 
@@ -70,7 +70,9 @@ def consumers(config: Config, project_number: str | None) -> dict[str, list[Cons
 
 def check_secrets(inputs: Inputs) -> Result:
     config = inputs.config
-    info = inputs.data("project", ProjectInfo)
+    info = None
+    if not all(s.service_account for s in config.services):
+        info = project_info(inputs)  # only to name the Compute Engine default account
     used = consumers(config, info.number if info else None)
     if not used:
         return passed("no service references a secret")

@@ -7,6 +7,9 @@ A check is a function of `Inputs` (the finished results of the checks it declare
   reported as `skip` with the reason ("project failed").
 - `uses`: soft dependencies. The check waits for them and may read their data, but runs whatever
   their status (e.g. `git` still inspects the working tree when the project is unreachable).
+- `gated_by`: like `needs`, but not waited for. The check only reads, so it runs alongside the
+  gate and is turned into a `skip` afterwards if the gate did not pass: its calls overlap instead
+  of queueing behind it.
 - `apis`: Google APIs the check calls. They gate the check on the `apis` check's findings: when the
   `apis` check could list the enabled APIs and one of these is missing, the check is skipped
   ("apis failed: secretmanager.googleapis.com is not enabled"). When the list is unknown (the
@@ -16,6 +19,7 @@ A check is a function of `Inputs` (the finished results of the checks it declare
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -70,6 +74,36 @@ def skipped(detail: str) -> Result:
     return Result(Status.SKIP, detail)
 
 
+class Memo:
+    """Reads shared by the checks of one run: each is made once, by whichever check asks first
+    (the others wait for it), and its answer or its error is what every asker gets."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[threading.Event, list[Any]]] = {}
+
+    def get(self, key: str, read: Callable[[], T]) -> T:
+        with self._lock:
+            entry = self._entries.get(key)
+            owner = entry is None
+            if entry is None:
+                entry = self._entries[key] = (threading.Event(), [])
+        done, box = entry
+        if owner:
+            try:
+                box.append((True, read()))
+            except BaseException as err:
+                box.append((False, err))
+                raise
+            finally:
+                done.set()
+        done.wait()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What a running check can see: the config, the clients, and the results so far (which
@@ -77,6 +111,7 @@ class Inputs:
 
     results: Mapping[str, Result]
     clients_factory: Callable[[], Clients]
+    memo: Memo = field(default_factory=Memo)
 
     @property
     def config(self) -> Config:
@@ -112,12 +147,19 @@ class Check:
     needs: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()
     apis: tuple[str, ...] = ()
+    # Like `needs` (its failure makes this a skip), but not waited for: this check only reads,
+    # so it runs alongside and is turned into a skip afterwards if the gate did not pass.
+    gated_by: tuple[str, ...] = ()
 
     @property
     def waits_for(self) -> tuple[str, ...]:
-        """Every check that must finish before this one starts."""
-        extra = ("apis",) if self.apis else ()
-        return tuple(dict.fromkeys(self.needs + self.uses + extra))
+        """Every check that must finish before this one starts.
+
+        Not `apis`: a check that needs an API starts alongside the `apis` check (it only reads)
+        and is turned into a skip afterwards if its API turns out to be disabled, which saves a
+        sequential round trip.
+        """
+        return tuple(dict.fromkeys(self.needs + self.uses))
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,7 @@ def document(
 def human(
     ui: UI, reports: Sequence[Report], *, code: ExitCode, strict: bool, seconds: float
 ) -> None:
-    rows = [
-        [r.id, Cell(r.status.value, _COLORS[r.status]), r.title, r.detail] for r in reports
-    ]
+    rows = [[r.id, Cell(r.status.value, _COLORS[r.status]), r.title, r.detail] for r in reports]
     ui.table(["ID", "STATUS", "TITLE", "DETAIL"], rows)
     fixes = [r for r in reports if r.fix and r.status in (Status.FAIL, Status.WARN)]
     if fixes:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runctl.errors import RunctlError
-from runctl.preflight.model import Check, Inputs, Report, Result, Status, failed
+from runctl.preflight.model import Check, Inputs, Memo, Report, Result, Status, failed
 
 if TYPE_CHECKING:
     from runctl.gcp import Clients
@@ -37,7 +37,7 @@ class EnabledApis:
 
 
 def closure(checks: Sequence[Check], wanted: Iterable[str]) -> list[Check]:
-    """The wanted checks and everything they wait for, in catalog order."""
+    """The wanted checks and everything they wait for or are gated by, in catalog order."""
     by_id = {c.id: c for c in checks}
     keep: set[str] = set()
     stack = list(wanted)
@@ -46,13 +46,17 @@ def closure(checks: Sequence[Check], wanted: Iterable[str]) -> list[Check]:
         if check_id in keep:
             continue
         keep.add(check_id)
-        stack.extend(by_id[check_id].waits_for)
+        check = by_id[check_id]
+        # `apis` gates checks that need an API even though they do not wait for it.
+        stack.extend(check.waits_for + check.gated_by + (("apis",) if check.apis else ()))
     return [c for c in checks if c.id in keep]
 
 
 def blocked_reason(check: Check, results: Mapping[str, Result]) -> str | None:
     """Why `check` cannot run given its finished dependencies, or None if it can."""
-    for dep in check.needs:
+    for dep in check.needs + check.gated_by:
+        if dep not in results:
+            continue  # a gate still running: it is applied after the fact
         status = results[dep].status
         if status is Status.FAIL:
             return f"{dep} failed"
@@ -82,6 +86,7 @@ def run_checks(
     results: dict[str, Result] = {}
     seconds: dict[str, float] = {}
     pending = list(checks)
+    memo = Memo()  # reads several checks share (e.g. GetProject) are made once
     running: dict[Future[tuple[Result, float]], str] = {}
     with ThreadPoolExecutor(max_workers=max(len(checks), 1)) as pool:
         while pending or running:
@@ -97,7 +102,7 @@ def run_checks(
                         results[check.id], seconds[check.id] = settled, 0.0
                         progressed = True
                         continue
-                    inputs = Inputs(dict(results), clients_factory)
+                    inputs = Inputs(dict(results), clients_factory, memo)
                     running[pool.submit(_call, check, inputs)] = check.id
             if not running:
                 if pending:  # a cycle: declared dependencies that can never finish
@@ -107,7 +112,20 @@ def run_checks(
             for future in done:
                 check_id = running.pop(future)
                 results[check_id], seconds[check_id] = future.result()
+    _gate_after_the_fact(checks, results)
     return [_report(c, results[c.id], seconds[c.id]) for c in checks]
+
+
+def _gate_after_the_fact(checks: Sequence[Check], results: dict[str, Result]) -> None:
+    """Checks that ran alongside `apis` but need an API it found disabled become skips, and so
+    do the checks that needed them (catalog order is dependency order)."""
+    for check in checks:
+        current = results[check.id]
+        if current.status is Status.SKIP and current.cause is None:
+            continue  # skipped for its own reason (e.g. by config), not because of a dependency
+        reason = blocked_reason(check, results)
+        if reason is not None:
+            results[check.id] = Result(Status.SKIP, reason, cause=reason)
 
 
 def _settle(check: Check, results: Mapping[str, Result], preempt: Preempt | None) -> Result | None:
@@ -115,7 +133,7 @@ def _settle(check: Check, results: Mapping[str, Result], preempt: Preempt | None
     settled = preempt(check, results) if preempt else None
     if settled is not None:
         return settled
-    reason = blocked_reason(check, {d: results[d] for d in check.waits_for})
+    reason = blocked_reason(check, results)  # `apis`, if already known, gates it at once
     return Result(Status.SKIP, reason, cause=reason) if reason else None
 
 
