@@ -1,0 +1,1 @@
+"""The runctl benchmark (issue 8): run `python bench/bench.py`; see bench/README.md."""
