@@ -237,3 +237,68 @@ def test_a_real_process_revision_serves_healthz(cli, project):
     assert result.code == ExitCode.OK, result.err
     status, body = get(doc["results"][0]["url"] + "/healthz")
     assert status == 200 and body["revision"] == doc["results"][0]["revision"]
+
+
+DIRECT = BASE_CONFIG.replace("[services.api]", '[deploy]\nstrategy = "direct"\n\n[services.api]')
+
+
+def test_direct_strategy_shifts_at_once_and_returns_traffic_when_unhealthy(cli, project, clients):
+    project.write_config(DIRECT)
+    first, doc = deploy_json(cli)
+    assert first.code == ExitCode.OK, first.err
+    good = doc["results"][0]["revision"]
+    project.write_config(DIRECT.replace('memory = "512Mi"', 'memory = "1Gi"'))
+    result, doc = deploy_json(cli)
+    assert result.code == ExitCode.OK, result.err
+    assert "all traffic at once (strategy direct)" in result.err
+    assert "rc-" not in result.err  # no candidate tag in direct mode
+    promoted = doc["results"][0]["revision"]
+    assert promoted != good
+    project.write_config(
+        DIRECT.replace('LOG_LEVEL = "info"', 'LOG_LEVEL = "info"\nHEALTHZ_STATUS = "500"')
+    )
+    result, doc = deploy_json(cli)
+    assert result.code == ExitCode.VERIFY, result.err
+    service = clients.run_services().get_service(name=SERVICE)
+    assert [(t.revision, t.percent) for t in service.traffic] == [(promoted, 100)]
+
+
+def test_making_a_service_private_changes_access_only(cli, project, clients, emulator):
+    first, doc = deploy_json(cli)
+    url = doc["results"][0]["url"]
+    assert get(url + "/healthz")[0] == 200
+    revisions_before = len(list(clients.run_revisions().list_revisions(parent=SERVICE)))
+    project.write_config(
+        BASE_CONFIG.replace("allow_unauthenticated = true", "allow_unauthenticated = false")
+    )
+    result = cli("deploy")
+    assert result.code == ExitCode.OK, result.err
+    assert "make api (europe-west1) private" in result.err
+    assert get(url + "/healthz")[0] == 403
+    revisions_after = len(list(clients.run_revisions().list_revisions(parent=SERVICE)))
+    assert revisions_after == revisions_before
+    policy = clients.run_services().get_iam_policy(request={"resource": SERVICE})
+    assert all("allUsers" not in b.members for b in policy.bindings)
+
+
+def test_verify_reports_the_failed_expectation_with_an_excerpt(cli, project):
+    assert cli("deploy").code == ExitCode.OK
+    project.write_config(BASE_CONFIG.replace('{ status = "ok" }', '{ status = "fresh" }'))
+    result = cli("verify", "--json", "--timeout", "1s")
+    assert result.code == ExitCode.VERIFY
+    (entry,) = result.json()["results"]
+    assert entry["ok"] is False
+    assert entry["reason"] == 'field \'status\' is "ok", expected "fresh"'
+    assert '"status": "ok"' in entry["body_excerpt"]
+    assert entry["attempts"] >= 2
+
+
+def test_verify_a_tag_and_a_url(cli, project):
+    assert cli("deploy").code == ExitCode.OK
+    assert cli("verify", "--tag", "nope").code == ExitCode.USAGE
+    url = cli("status", "--json").json()["services"][0]["url"]
+    assert cli("verify", "--url", url).code == ExitCode.OK
+    unknown = url.rsplit("/_run/", 1)[0] + "/_run/no-such-service-abc-ew"
+    result = cli("verify", "--url", unknown, "--timeout", "1s")
+    assert result.code == ExitCode.VERIFY and "HTTP 404" in result.err
+    assert cli("verify", "--timeout", "soon").code == ExitCode.USAGE
