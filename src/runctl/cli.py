@@ -143,6 +143,22 @@ def _execute(ctx: typer.Context, body: Callable[[AppContext], ExitCode | int]) -
     raise typer.Exit(code)
 
 
+# Where a secret value comes from (rotate, secrets set): never an argument, which would end up
+# in shell history and process listings.
+FromFile = Annotated[
+    Path | None, typer.Option("--from-file", help="Read the value from this file.")
+]
+FromStdin = Annotated[
+    bool, typer.Option("--from-stdin", help="Read the value from standard input.")
+]
+Generate = Annotated[bool, typer.Option("--generate", help="Generate a random value.")]
+Length = Annotated[int, typer.Option("--length", help="Bytes of randomness for --generate.")]
+Alphabet = Annotated[
+    str | None,
+    typer.Option("--alphabet", help="Characters for --generate (default URL-safe base64)."),
+]
+
+
 # -- config ------------------------------------------------------------------------------------
 
 
@@ -278,20 +294,11 @@ def verify(
 def rotate(
     ctx: typer.Context,
     secret: Annotated[str, typer.Argument(help="Secret to rotate.")],
-    from_file: Annotated[
-        Path | None, typer.Option("--from-file", help="Read the new value from this file.")
-    ] = None,
-    from_stdin: Annotated[
-        bool, typer.Option("--from-stdin", help="Read the new value from standard input.")
-    ] = False,
-    generate: Annotated[bool, typer.Option("--generate", help="Generate a random value.")] = False,
-    length: Annotated[
-        int, typer.Option("--length", help="Bytes of randomness for --generate.")
-    ] = 32,
-    alphabet: Annotated[
-        str | None,
-        typer.Option("--alphabet", help="Characters for --generate (default URL-safe base64)."),
-    ] = None,
+    from_file: FromFile = None,
+    from_stdin: FromStdin = False,
+    generate: Generate = False,
+    length: Length = 32,
+    alphabet: Alphabet = None,
     services: Annotated[
         str | None, typer.Option("--services", help="Only these consumers (comma-separated).")
     ] = None,
@@ -406,20 +413,11 @@ def secrets_list(ctx: typer.Context) -> None:
 def secrets_set(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Secret name.")],
-    from_file: Annotated[
-        Path | None, typer.Option("--from-file", help="Read the value from this file.")
-    ] = None,
-    from_stdin: Annotated[
-        bool, typer.Option("--from-stdin", help="Read the value from standard input.")
-    ] = False,
-    generate: Annotated[bool, typer.Option("--generate", help="Generate a random value.")] = False,
-    length: Annotated[
-        int, typer.Option("--length", help="Bytes of randomness for --generate.")
-    ] = 32,
-    alphabet: Annotated[
-        str | None,
-        typer.Option("--alphabet", help="Characters for --generate (default URL-safe base64)."),
-    ] = None,
+    from_file: FromFile = None,
+    from_stdin: FromStdin = False,
+    generate: Generate = False,
+    length: Length = 32,
+    alphabet: Alphabet = None,
 ) -> None:
     """Create the secret if needed, add a version, grant its runtime service accounts."""
     from runctl.commands import secrets as cmd
