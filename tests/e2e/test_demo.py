@@ -86,9 +86,11 @@ def test_demo_keep_leaves_the_project_where_asked(run_cli, tmp_path, monkeypatch
     full = demo.steps
     monkeypatch.setattr(demo, "steps", lambda project, deployer: full(project, deployer)[:1])
     keep = tmp_path / "kept"
+    before = demo_dirs()
     code, _, err = run_cli("demo", "--keep", str(keep))
     assert code == ExitCode.OK, err[-3000:]
     assert (keep / "runctl.toml").is_file() and (keep / ".git").is_dir()
+    assert demo_dirs() == before  # nothing else left behind
 
 
 def test_demo_refuses_a_keep_directory_that_is_not_empty(run_cli, tmp_path):

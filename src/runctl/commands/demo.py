@@ -240,8 +240,12 @@ def run(ctx: AppContext, *, keep: Path | None) -> ExitCode:
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise UsageError(f"--keep {keep}: the directory exists and is not empty")
     started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="runctl-demo-"))
-    project = make_project(keep if keep is not None else workdir / "hello")
+    workdir: Path | None = None
+    if keep is None:
+        workdir = Path(tempfile.mkdtemp(prefix="runctl-demo-"))
+        project = make_project(workdir / "hello")
+    else:
+        project = make_project(keep)
     emulator = Emulator(fresh_project=True, operation_delay_ms=250, projects=["hello-demo"])
     emulator.start()
     results: list[StepResult] = []
@@ -266,7 +270,7 @@ def run(ctx: AppContext, *, keep: Path | None) -> ExitCode:
                     break
     finally:
         emulator.stop()
-        if keep is None:
+        if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     return _summary(ui, results, time.monotonic() - started, keep)
 
