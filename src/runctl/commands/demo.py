@@ -234,8 +234,6 @@ def _show_generation(ctx: AppContext) -> None:
 
 
 def run(ctx: AppContext, *, keep: Path | None) -> ExitCode:
-    from runctl.emulator.core import Emulator
-
     ui = ctx.ui
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise UsageError(f"--keep {keep}: the directory exists and is not empty")
@@ -243,19 +241,32 @@ def run(ctx: AppContext, *, keep: Path | None) -> ExitCode:
     workdir: Path | None = None
     if keep is None:
         workdir = Path(tempfile.mkdtemp(prefix="runctl-demo-"))
-        project = make_project(workdir / "hello")
+        target = workdir / "hello"
     else:
-        project = make_project(keep)
+        target = keep
+    try:
+        project = make_project(target)
+        results = _run_pipeline(ui, project)
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return _summary(ui, results, time.monotonic() - started, keep)
+
+
+def _run_pipeline(ui: UI, project: Path) -> list[StepResult]:
+    """Every step against a fresh in-process emulator, stopped (with its processes) at the end."""
+    from runctl.emulator.core import Emulator
+
     emulator = Emulator(fresh_project=True, operation_delay_ms=250, projects=["hello-demo"])
     emulator.start()
     results: list[StepResult] = []
+    env = {
+        "RUNCTL_EMULATOR_HOST": emulator.grpc_target,
+        "RUNCTL_EMULATOR_HTTP": emulator.http_base,
+        "STORAGE_EMULATOR_HOST": emulator.http_base,
+        "RUNCTL_EMULATOR_PRINCIPAL": None,
+    }
     try:
-        env = {
-            "RUNCTL_EMULATOR_HOST": emulator.grpc_target,
-            "RUNCTL_EMULATOR_HTTP": emulator.http_base,
-            "STORAGE_EMULATOR_HOST": emulator.http_base,
-            "RUNCTL_EMULATOR_PRINCIPAL": None,
-        }
         with _environment(env):
             deployer = _deployer(project)
             ui.info(ui.style(f"runctl demo: {project}", "bold"))
@@ -270,9 +281,7 @@ def run(ctx: AppContext, *, keep: Path | None) -> ExitCode:
                     break
     finally:
         emulator.stop()
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return _summary(ui, results, time.monotonic() - started, keep)
+    return results
 
 
 def _deployer(project: Path) -> str:
