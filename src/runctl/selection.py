@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from runctl.config.model import Config, Service
+from runctl.deploy.desired import service_name
 from runctl.deploy.plan import Target
 from runctl.errors import UsageError
 
@@ -36,4 +37,4 @@ def targets(services: Sequence[Service], region: str | None = None) -> list[tupl
 
 
 def service_resource(project: str, target: Target) -> str:
-    return f"projects/{project}/locations/{target.region}/services/{target.service}"
+    return service_name(project, target.region, target.service)

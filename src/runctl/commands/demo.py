@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runctl.context import AppContext
+from runctl.deploy.desired import service_name
 from runctl.errors import ExitCode, RunctlError, UsageError
 from runctl.ui import UI
 
@@ -223,7 +224,7 @@ def _show_generation(ctx: AppContext) -> None:
 
     config = ctx.config()
     svc = config.services[0]
-    name = f"projects/{config.project.id}/locations/{svc.regions[0]}/services/{svc.name}"
+    name = service_name(config.project.id, svc.regions[0], svc.name)
     url = ctx.clients().run_services().get_service(name=name).uri + svc.healthz.path
     with urllib.request.urlopen(url, timeout=10) as response:
         body = json.loads(response.read())

@@ -13,6 +13,7 @@ from runctl import parallel
 from runctl.apierrors import translate
 from runctl.deploy.plan import Target
 from runctl.gcp import Clients
+from runctl.selection import service_resource
 
 
 @dataclass
@@ -30,7 +31,7 @@ def read(
     services = clients.run_services()
 
     def name_of(target: Target) -> str:
-        return f"projects/{project}/locations/{target.region}/services/{target.service}"
+        return service_resource(project, target)
 
     def get_service(target: Target) -> run_v2.Service | None:
         try:

@@ -38,6 +38,7 @@ from runctl.errors import RunctlError
 from runctl.gcp import Clients
 from runctl.healthz import Expectation, VerifyResult, verify_url
 from runctl.iampolicy import add_member, modify, remove_member
+from runctl.selection import service_resource
 from runctl.ui import UI
 
 Status = Literal["unchanged", "deployed", "rolled_back", "failed", "pending"]
@@ -246,10 +247,7 @@ class Rollout:
             return str(rollout.service.name)
         if outcome.service is not None:
             return str(outcome.service.name)
-        target = outcome.target
-        return (
-            f"projects/{self.clients.project}/locations/{target.region}/services/{target.service}"
-        )
+        return service_resource(self.clients.project, outcome.target)
 
     # -- readiness -----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from runctl.deploy import traffic
 from runctl.deploy.plan import Target
 from runctl.deploy.traffic import Route
 from runctl.gcp import Clients
+from runctl.selection import service_resource
 
 
 @dataclass(frozen=True)
@@ -137,10 +138,6 @@ def previous_version(pins: Iterable[Pin]) -> int | None:
     return numbers.most_common(1)[0][0] if numbers else None
 
 
-def service_name(project: str, target: Target) -> str:
-    return f"projects/{project}/locations/{target.region}/services/{target.service}"
-
-
 def read(
     clients: Clients, project: str, targets: Sequence[Target], *, limit: int
 ) -> list[LiveService]:
@@ -148,7 +145,7 @@ def read(
     services = clients.run_services()
 
     def get(target: Target) -> run_v2.Service | None:
-        name = service_name(project, target)
+        name = service_resource(project, target)
         try:
             return services.get_service(name=name)
         except exceptions.NotFound:
