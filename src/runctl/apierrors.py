@@ -21,6 +21,23 @@ def _metadata(err: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in meta.items()} if meta else {}
 
 
+def disabled_api(err: BaseException) -> str | None:
+    """The API a PERMISSION_DENIED/SERVICE_DISABLED error names, else None."""
+    if _reason(err) != "SERVICE_DISABLED":
+        return None
+    return _metadata(err).get("service") or "the API"
+
+
+def denied_permission(err: BaseException) -> str | None:
+    """The permission a PERMISSION_DENIED error names (in its details or message), if any."""
+    from google.api_core import exceptions
+
+    if not isinstance(err, exceptions.PermissionDenied) or disabled_api(err):
+        return None
+    message = getattr(err, "message", None) or str(err)
+    return _metadata(err).get("permission") or _permission_from_message(message) or None
+
+
 def is_etag_conflict(err: BaseException) -> bool:
     from google.api_core import exceptions
 
@@ -45,15 +62,13 @@ def translate(err: BaseException, *, action: str, resource: str = "") -> RunctlE
             hint="someone else changed it concurrently; runctl never overwrites such changes",
         )
     if isinstance(err, exceptions.PermissionDenied):
-        reason = _reason(err)
-        meta = _metadata(err)
-        if reason == "SERVICE_DISABLED":
-            api = meta.get("service", "the API")
+        api = disabled_api(err)
+        if api:
             return AccessDenied(
                 f"{what}: {api} is not enabled in the project",
                 hint="run `runctl bootstrap` to enable the APIs runctl needs",
             )
-        permission = meta.get("permission") or _permission_from_message(message)
+        permission = denied_permission(err)
         if permission:
             return AccessDenied(
                 f"{what}: permission '{permission}' denied: {message}",

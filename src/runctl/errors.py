@@ -107,19 +107,3 @@ class ConflictError(RunctlError):
     """The resource changed since it was read (etag), or is locked. Never retried blindly."""
 
     exit_code = ExitCode.CONFLICT
-
-
-class VerifyError(RunctlError):
-    """Verification failed; traffic was left on (or returned to) the previous revision."""
-
-    exit_code = ExitCode.VERIFY
-
-
-class PreflightFailed(RunctlError):
-    exit_code = ExitCode.PREFLIGHT
-
-
-class NotAvailableError(RunctlError):
-    """A command whose capability has not been delivered yet. It refuses rather than pretends."""
-
-    exit_code = ExitCode.FAILED

@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from runctl import waiting
@@ -57,7 +57,6 @@ class VerifyResult:
     body_excerpt: str = ""
     seconds: float = 0.0
     expectation: str = ""
-    history: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -164,7 +163,6 @@ def verify_url(
             result.ok, result.reason = True, ""
             break
         result.reason = failure
-        result.history.append(failure)
         if on_attempt is not None:
             on_attempt(result.attempts, failure)
         if max(time.monotonic() - started, slept) + delay > expectation.timeout:

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from typing import IO, Any, NamedTuple
 
@@ -54,7 +53,6 @@ class UI:
         self.color = color
         self.interactive = _isatty(self.err)
         self._lock = threading.Lock()
-        self._started = time.monotonic()
         self._result_written = False
 
     # -- styling -------------------------------------------------------------------------------
@@ -149,9 +147,6 @@ class UI:
         """Print a JSON document on stdout regardless of --json (e.g. `config schema`)."""
         self.out.write(json.dumps(document, indent=2, default=str) + "\n")
         self.out.flush()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self._started
 
 
 def _isatty(stream: IO[str]) -> bool:

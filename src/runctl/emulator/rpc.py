@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 if TYPE_CHECKING:
@@ -98,20 +98,6 @@ def status_code_from_name(name: str) -> grpc.StatusCode:
         return grpc.StatusCode[name.upper()]
     except KeyError:
         raise ValueError(f"unknown gRPC status code {name!r}") from None
-
-
-def code_number(code: grpc.StatusCode) -> int:
-    return int(code.value[0])
-
-
-def code_from_number(number: int) -> grpc.StatusCode:
-    for code in grpc.StatusCode:
-        if code.value[0] == number:
-            return code
-    return grpc.StatusCode.UNKNOWN
-
-
-OK_CODE = code_pb2.OK
 
 
 @dataclass

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runctl.apierrors import denied_permission as denied_permission  # for the checks
+from runctl.apierrors import disabled_api as disabled_api
 from runctl.apierrors import translate
 
 CALL_TIMEOUT = 30.0
@@ -26,29 +28,6 @@ def options() -> dict[str, Any]:
         timeout=CALL_TIMEOUT,
     )
     return {"retry": retry, "timeout": CALL_TIMEOUT}
-
-
-def disabled_api(err: BaseException) -> str | None:
-    """The API named by a SERVICE_DISABLED error, else None."""
-    if getattr(err, "reason", None) != "SERVICE_DISABLED":
-        return None
-    meta = getattr(err, "metadata", None) or {}
-    return str(meta.get("service") or "an API")
-
-
-def denied_permission(err: BaseException) -> str | None:
-    """The permission a PERMISSION_DENIED error names, if it names one."""
-    from google.api_core import exceptions
-
-    if not isinstance(err, exceptions.PermissionDenied) or disabled_api(err):
-        return None
-    meta = getattr(err, "metadata", None) or {}
-    if meta.get("permission"):
-        return str(meta["permission"])
-    import re
-
-    match = re.search(r"[Pp]ermission '([a-zA-Z.]+)'", str(err))
-    return match.group(1) if match else None
 
 
 def problem(err: BaseException, *, action: str, resource: str = "") -> tuple[str, str | None]:
